@@ -1,0 +1,52 @@
+/* The one explicit context object: error message, RNG, thread count, autograd mode,
+ * backend preference and (when compiled and present) the CUDA device state.
+ * Nothing in lunet keeps process-wide mutable state; everything hangs off a ctx.
+ * A ctx is reference counted because every storage it allocates keeps it alive. */
+#ifndef LUNET_CONTEXT_H
+#define LUNET_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "status.h"
+
+typedef struct ln_ctx ln_ctx;
+
+/* Which kernels CPU ops run: AUTO = fast f32 kernels (reference for f64),
+ * REF = always the plain reference kernels (the test oracle). */
+typedef enum ln_backend_pref { LN_BACKEND_AUTO = 0, LN_BACKEND_REF = 1 } ln_backend_pref;
+
+/* Returns NULL only when out of memory. */
+ln_ctx *ln_ctx_create(void);
+void ln_ctx_retain(ln_ctx *ctx);
+void ln_ctx_release(ln_ctx *ctx);
+
+/* Last failure message; "" when none. Valid until the next failing call. */
+const char *ln_ctx_error(const ln_ctx *ctx);
+void ln_ctx_clear_error(ln_ctx *ctx);
+/* Records a failure message (printf-style) and returns code; used by every layer. */
+ln_status ln_fail(ln_ctx *ctx, ln_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+bool ln_ctx_grad_enabled(const ln_ctx *ctx);
+/* Returns the previous value so callers can restore it. */
+bool ln_ctx_set_grad_enabled(ln_ctx *ctx, bool enabled);
+
+void ln_ctx_manual_seed(ln_ctx *ctx, uint64_t seed);
+uint64_t ln_ctx_seed(const ln_ctx *ctx);
+/* Next raw 64-bit value of the context's CPU RNG (xoshiro256**). */
+uint64_t ln_ctx_rand_u64(ln_ctx *ctx);
+/* RNG state save/restore (4 words) for checkpoints. */
+void ln_ctx_rng_get_state(const ln_ctx *ctx, uint64_t state[4]);
+void ln_ctx_rng_set_state(ln_ctx *ctx, const uint64_t state[4]);
+
+int ln_ctx_num_threads(const ln_ctx *ctx);
+void ln_ctx_set_num_threads(ln_ctx *ctx, int n); /* n <= 0: all cores */
+
+ln_backend_pref ln_ctx_backend(const ln_ctx *ctx);
+void ln_ctx_set_backend(ln_ctx *ctx, ln_backend_pref pref);
+
+/* CUDA: whether this build has CUDA and a device is usable; device count. */
+bool ln_cuda_available(ln_ctx *ctx);
+int ln_cuda_device_count(ln_ctx *ctx);
+
+#endif

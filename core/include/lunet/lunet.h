@@ -1,0 +1,9 @@
+/* The lunet C API in one include. */
+#ifndef LUNET_H
+#define LUNET_H
+#include "status.h"
+#include "context.h"
+#include "tensor.h"
+#include "autograd.h"
+#include "ops.h"
+#endif
