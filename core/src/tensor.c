@@ -100,8 +100,8 @@ static ln_status tensor_wrap(ln_ctx *ctx, ln_storage *s, ln_dtype dt, int ndim,
     t->refcount = 1;
     t->dtype = dt;
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
-    if (strides) memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
+    if (strides && ndim > 0) memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
     else ln_contiguous_strides(ndim, shape, t->strides);
     t->offset = offset;
     t->storage = s;
