@@ -84,7 +84,9 @@ ln_status ln_linear(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, ln_tensor *b, ln_te
  * converts from 1-based). Mean over the batch of -log_softmax(logits)[label]. */
 ln_status ln_cross_entropy(ln_ctx *ctx, ln_tensor *logits, ln_tensor *labels,
                            ln_tensor **out);
-/* Number of rows whose label is among the k largest logits (not differentiable). */
+/* Number of rows whose label is among the k largest logits (not differentiable), k in
+ * [1,C]. Ties: classes rank by logit descending, NaN above every number, equal logits
+ * by class index (lower first), so the result never depends on a sort's tie order. */
 ln_status ln_topk_correct(ln_ctx *ctx, ln_tensor *logits, ln_tensor *labels, int k,
                           int64_t *correct);
 
