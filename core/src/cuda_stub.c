@@ -1,5 +1,7 @@
 /* The CUDA entry points of a build without the CUDA toolkit: every call reports that
- * CUDA is not compiled in. Built only when core/src/cuda/ is not compiled. */
+ * CUDA is not compiled in, and the allocator has nothing to report or release. Built
+ * only when core/src/cuda/ is not compiled. */
+#include <string.h>
 #include "cuda/cuda_api.h"
 #include "kernels/activation.h"
 
@@ -15,12 +17,14 @@ ln_status ln_cuda_malloc(ln_ctx *ctx, int device, size_t nbytes, void **ptr) {
     (void)device; (void)nbytes; *ptr = NULL; return no_cuda(ctx);
 }
 void ln_cuda_free(ln_ctx *ctx, int device, void *ptr) { (void)ctx; (void)device; (void)ptr; }
-void ln_cuda_empty_cache(ln_ctx *ctx) { (void)ctx; }
+ln_status ln_cuda_empty_cache(ln_ctx *ctx) { (void)ctx; return LN_OK; }
+void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out) { (void)ctx; memset(out, 0, sizeof *out); }
+ln_status ln_cuda_workspace(ln_ctx *ctx, size_t nbytes, void **ptr) { (void)nbytes; *ptr = NULL; return no_cuda(ctx); }
 ln_status ln_cuda_memcpy_h2d(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
 ln_status ln_cuda_memcpy_d2h(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
 ln_status ln_cuda_memcpy_d2d(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
 ln_status ln_cuda_memset0(ln_ctx *ctx, void *dst, size_t n) { (void)dst; (void)n; return no_cuda(ctx); }
-ln_status ln_cuda_synchronize(ln_ctx *ctx) { return no_cuda(ctx); }
+ln_status ln_cuda_synchronize(ln_ctx *ctx) { (void)ctx; return LN_OK; }
 ln_status ln_cuda_axpy_f32(ln_ctx *ctx, int64_t n, float alpha, const float *x, float *y) {
     (void)n; (void)alpha; (void)x; (void)y; return no_cuda(ctx);
 }
