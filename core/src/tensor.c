@@ -494,7 +494,10 @@ ln_status ln_tensor_add_(ln_ctx *ctx, ln_tensor *dst, const ln_tensor *src, doub
         char a[300], b[300];
         ln_describe(dst, a, sizeof a);
         ln_describe(src, b, sizeof b);
-        return ln_fail(ctx, LN_ERR_SHAPE, "add_: destination %s and source %s must match in shape, dtype and device", a, b);
+        ln_status code = !ln_device_eq(dst->storage->device, src->storage->device) ? LN_ERR_DEVICE
+                         : dst->dtype != src->dtype                                ? LN_ERR_DTYPE
+                                                                                   : LN_ERR_SHAPE;
+        return ln_fail(ctx, code, "add_: destination %s and source %s must match in shape, dtype and device", a, b);
     }
     if (!ln_tensor_is_contiguous(dst))
         return ln_fail(ctx, LN_ERR_STATE, "add_: destination must be contiguous");
