@@ -77,6 +77,15 @@ ln_status ln_node_attach(ln_ctx *ctx, ln_tensor *out, const char *name, ln_backw
     return LN_OK;
 }
 
+ln_status ln_node_record(ln_ctx *ctx, ln_tensor *out, const char *name, ln_backward_fn fn,
+                         int n_inputs, ln_tensor *const *inputs, const void *state,
+                         size_t state_size, ln_node **node_out) {
+    ln_node *n;
+    LN_TRY(ln_node_attach(ctx, out, name, fn, n_inputs, inputs, &n));
+    if (node_out) *node_out = n;
+    return ln_node_set_state(ctx, n, state, state_size);
+}
+
 ln_status ln_node_save(ln_ctx *ctx, ln_node *n, const ln_tensor *t, int *slot) {
     ln_tensor **grown = realloc(n->saved, (size_t)(n->n_saved + 1) * sizeof *grown);
     if (!grown) return ln_fail(ctx, LN_ERR_NOMEM, "%s: out of memory saving a tensor", n->name);

@@ -51,6 +51,10 @@ bool ln_any_requires_grad(const ln_ctx *ctx, int n, ln_tensor *const *inputs);
  * it as out->grad_fn, setting out->requires_grad. The node is owned by out. */
 ln_status ln_node_attach(ln_ctx *ctx, ln_tensor *out, const char *name, ln_backward_fn fn,
                          int n_inputs, ln_tensor *const *inputs, ln_node **node_out);
+/* ln_node_attach followed by ln_node_set_state: the usual way an op records itself. */
+ln_status ln_node_record(ln_ctx *ctx, ln_tensor *out, const char *name, ln_backward_fn fn,
+                         int n_inputs, ln_tensor *const *inputs, const void *state,
+                         size_t state_size, ln_node **node_out);
 /* Keeps a detached reference to t for backward; returns its slot index. */
 ln_status ln_node_save(ln_ctx *ctx, ln_node *n, const ln_tensor *t, int *slot);
 /* Copies `size` bytes of op parameters into the node (freed with the node). */

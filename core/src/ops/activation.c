@@ -56,8 +56,7 @@ static ln_status act_forward(ln_ctx *ctx, ln_act a, ln_tensor *x, ln_tensor **ou
     LN_CHECK(st, act_run(ctx, a, false, xc, NULL, y), fail);
     if (ln_any_requires_grad(ctx, 1, &x)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, act_names[a], act_backward, 1, &x, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &a, sizeof a), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, act_names[a], act_backward, 1, &x, &a, sizeof a, &n), fail);
         LN_CHECK(st, ln_node_save(ctx, n, ln_act_saves_output(a) ? y : xc, NULL), fail);
     }
     ln_tensor_release(xc);

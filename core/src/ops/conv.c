@@ -163,8 +163,7 @@ ln_status ln_conv2d(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, ln_tensor *b, ln_co
     ln_tensor *inputs[3] = {x, w, b};
     if (ln_any_requires_grad(ctx, 3, inputs)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, "conv2d", conv2d_backward, 3, inputs, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &state, sizeof state), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, "conv2d", conv2d_backward, 3, inputs, &state, sizeof state, &n), fail);
         LN_CHECK(st, ln_node_save(ctx, n, ln_node_needs_grad(n, 1) ? xc : NULL, NULL), fail);
         LN_CHECK(st, ln_node_save(ctx, n, ln_node_needs_grad(n, 0) ? wc : NULL, NULL), fail);
     }
@@ -286,8 +285,7 @@ ln_status ln_conv1d_channels(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, int pad, l
     ln_tensor *inputs[2] = {x, w};
     if (ln_any_requires_grad(ctx, 2, inputs)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, "conv1d_channels", conv1d_backward, 2, inputs, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, "conv1d_channels", conv1d_backward, 2, inputs, &s, sizeof s, &n), fail);
         LN_CHECK(st, ln_node_save(ctx, n, ln_node_needs_grad(n, 1) ? xc : NULL, NULL), fail);
         LN_CHECK(st, ln_node_save(ctx, n, ln_node_needs_grad(n, 0) ? wc : NULL, NULL), fail);
     }

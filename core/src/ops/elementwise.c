@@ -174,8 +174,7 @@ static ln_status binary(ln_ctx *ctx, ln_binop op, ln_tensor *a, ln_tensor *b, ln
     LN_CHECK(st, bin_forward_run(ctx, path, &s, ac, bc, y), fail);
     if (ln_any_requires_grad(ctx, 2, ts)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, name, bin_backward, 2, ts, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, name, bin_backward, 2, ts, &s, sizeof s, &n), fail);
         if (op == LN_BIN_MUL || op == LN_BIN_DIV) { /* only what the wanted grads read */
             bool ga = ln_node_needs_grad(n, 0), gb = ln_node_needs_grad(n, 1);
             LN_CHECK(st, ln_node_save(ctx, n, gb ? ac : NULL, NULL), fail);
@@ -256,8 +255,7 @@ static ln_status scalar_op(ln_ctx *ctx, scalar_state s, ln_tensor *x, ln_tensor 
     LN_CHECK(st, scalar_run(ctx, &s, xc, NULL, y), fail);
     if (ln_any_requires_grad(ctx, 1, &x)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, scalar_names[s.kind], scalar_backward, 1, &x, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, scalar_names[s.kind], scalar_backward, 1, &x, &s, sizeof s, &n), fail);
         if (s.kind == SC_POW) LN_CHECK(st, ln_node_save(ctx, n, xc, NULL), fail);
     }
     ln_tensor_release(xc);

@@ -100,8 +100,7 @@ ln_status ln_max_pool2d(ln_ctx *ctx, ln_tensor *x, ln_pool2d_params p, ln_tensor
     if (grad) {
         ln_node *n;
         maxpool_state s = {H, W};
-        LN_CHECK(st, ln_node_attach(ctx, y, MAXPOOL, maxpool_backward, 1, &x, &n), done);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), done);
+        LN_CHECK(st, ln_node_record(ctx, y, MAXPOOL, maxpool_backward, 1, &x, &s, sizeof s, &n), done);
         LN_CHECK(st, ln_node_save(ctx, n, idx, NULL), done);
     }
 done:
@@ -168,8 +167,7 @@ ln_status ln_global_avg_pool2d(ln_ctx *ctx, ln_tensor *x, ln_tensor **out) {
     if (ln_any_requires_grad(ctx, 1, &x)) {
         ln_node *n;
         gap_state s = {H, W};
-        LN_CHECK(st, ln_node_attach(ctx, y, GAP, gap_backward, 1, &x, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, GAP, gap_backward, 1, &x, &s, sizeof s, &n), fail);
     }
     ln_tensor_release(xc);
     *out = y;

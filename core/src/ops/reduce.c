@@ -81,8 +81,7 @@ static ln_status reduce(ln_ctx *ctx, const char *name, bool mean, ln_tensor *x, 
     LN_CHECK(st, red_run(ctx, &s, false, xc, y), fail);
     if (ln_any_requires_grad(ctx, 1, &x)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, name, red_backward, 1, &x, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &s, sizeof s), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, name, red_backward, 1, &x, &s, sizeof s, &n), fail);
     }
     ln_tensor_release(xc);
     *out = y;

@@ -29,8 +29,7 @@ static ln_status view_record(ln_ctx *ctx, ln_tensor *x, ln_tensor *y, const char
                              ln_backward_fn fn, const view_state *s) {
     if (!ln_any_requires_grad(ctx, 1, &x)) return LN_OK;
     ln_node *n;
-    LN_TRY(ln_node_attach(ctx, y, name, fn, 1, &x, &n));
-    return ln_node_set_state(ctx, n, s, sizeof *s);
+    return ln_node_record(ctx, y, name, fn, 1, &x, s, sizeof *s, &n);
 }
 
 /* Hands out y, or releases it when recording failed. */
@@ -332,8 +331,7 @@ ln_status ln_shortcut_a(ln_ctx *ctx, ln_tensor *x, int stride, int64_t pad, ln_t
     LN_CHECK(st, shortcut_run(ctx, &d, false, xc, y), fail);
     if (ln_any_requires_grad(ctx, 1, &x)) {
         ln_node *n;
-        LN_CHECK(st, ln_node_attach(ctx, y, "shortcut_a", shortcut_backward, 1, &x, &n), fail);
-        LN_CHECK(st, ln_node_set_state(ctx, n, &d, sizeof d), fail);
+        LN_CHECK(st, ln_node_record(ctx, y, "shortcut_a", shortcut_backward, 1, &x, &d, sizeof d, &n), fail);
     }
     ln_tensor_release(xc);
     *out = y;
