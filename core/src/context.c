@@ -32,6 +32,7 @@ void ln_ctx_retain(ln_ctx *ctx) { if (ctx) ctx->refcount++; }
 void ln_ctx_release(ln_ctx *ctx) {
     if (!ctx || --ctx->refcount > 0) return;
     if (ctx->cuda) ln_cuda_destroy(ctx->cuda);
+    if (ctx->conv_cache_free) ctx->conv_cache_free(ctx->conv_cache);
     free(ctx);
 }
 

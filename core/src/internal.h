@@ -21,6 +21,8 @@ struct ln_ctx {
     uint64_t backward_epoch;       /* marks nodes visited by one backward pass */
     struct ln_cuda_state *cuda;    /* lazily created; NULL until a CUDA call */
     bool cuda_probed;
+    void *conv_cache;              /* oneDNN conv primitives (cpu/conv_dnnl.c); NULL until used */
+    void (*conv_cache_free)(void *cache); /* set with conv_cache; called by ln_ctx_release */
 };
 
 /* Evaluates a ln_status expression and returns it from the enclosing function if
