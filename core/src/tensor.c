@@ -100,8 +100,8 @@ static ln_status tensor_wrap(ln_ctx *ctx, ln_storage *s, ln_dtype dt, int ndim,
     t->refcount = 1;
     t->dtype = dt;
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
-    if (strides) memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t)); /* shape may be NULL for 0-d */
+    if (strides && ndim > 0) memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
     else ln_contiguous_strides(ndim, shape, t->strides);
     t->offset = offset;
     t->storage = s;
@@ -173,6 +173,8 @@ int64_t ln_tensor_numel(const ln_tensor *t) {
 }
 
 bool ln_tensor_is_contiguous(const ln_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0) return true; /* no elements: any strides will do */
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != s) return false;
