@@ -1,0 +1,72 @@
+--- The command line of the `lunet` executable (bindings/main.c calls main(...)):
+--     lunet                     the REPL (also `lunet -i`)
+--     lunet FILE.lua [args]     run a script; `arg` and `...` hold the args
+--     lunet -e 'code'           run a chunk
+--     lunet demo                a short training demo
+-- Returns the process exit status. A script's error propagates to main.c, which
+-- prints it with a traceback and exits with status 1.
+-- @module lunet.cli
+local M = {}
+
+local function usage()
+  return table.concat({
+    "usage: lunet [FILE.lua [args...] | -e CODE | -i | COMMAND]",
+    "  (no arguments)     interactive REPL with `lunet` preloaded",
+    "  FILE.lua [args]    run a Lua script (arg[0] = FILE, arg[1..] = args, also `...`)",
+    "  -e CODE            run a Lua chunk",
+    "  -i                 interactive REPL",
+    "  demo               train a tiny convnet on synthetic images",
+    "  -h, --help         this text",
+  }, "\n") .. "\n"
+end
+
+M.commands = {
+  demo = function(...) return require("lunet.demo").run(...) end,
+}
+
+-- True when path names a readable regular file (not a directory).
+local function is_file(path)
+  local f = io.open(path, "r")
+  if not f then return false end
+  local data, err = f:read(0) -- "" for a file, nil at the end of an empty one
+  f:close()
+  return data ~= nil or err == nil
+end
+
+function M.main(...)
+  local first = ...
+  if first == nil or first == "-i" then
+    require("lunet.repl").run()
+    return 0
+  end
+  if first == "-h" or first == "--help" then
+    io.stdout:write(usage())
+    return 0
+  end
+  if first == "-e" then
+    local code = select(2, ...)
+    if code == nil then
+      io.stderr:write("lunet: '-e' needs an argument\n", usage())
+      return 1
+    end
+    local chunk, err = load(code, "=(command line)")
+    if not chunk then error(err, 0) end
+    chunk(select(3, ...))
+    return 0
+  end
+  local command = M.commands[first]
+  if command and not is_file(first) then
+    local code = command(select(2, ...))
+    return math.type(code) == "integer" and code or 0
+  end
+  if not is_file(first) then
+    io.stderr:write(("lunet: no such file or command '%s'\n"):format(first))
+    return 1
+  end
+  local chunk, err = loadfile(first)
+  if not chunk then error(err, 0) end
+  chunk(select(2, ...))
+  return 0
+end
+
+return M
