@@ -28,6 +28,12 @@ typedef struct lb_tensor {
     ln_tensor *t;
 } lb_tensor;
 
+/* ---- errors ---- */
+/* Like luaL_error, but the position prefixed is that of the innermost caller outside
+ * lunet's own Lua library (lua/lunet/), so errors point at the user's line rather than
+ * at the wrapper in functional.lua that called into C. Never returns. */
+int lb_error(lua_State *L, const char *fmt, ...);
+
 /* ---- context ---- */
 lb_ctx_box *lb_ctx_box_get(lua_State *L);
 static inline ln_ctx *lb_ctx(lua_State *L) { return lb_ctx_box_get(L)->ctx; }

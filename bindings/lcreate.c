@@ -23,11 +23,11 @@ static void read_topts(lua_State *L, int idx, const char *fn, topts *o) {
     if (lua_getfield(L, idx, "device") != LUA_TNIL) o->device = lb_device_arg(L, -1, fn);
     int t = lua_getfield(L, idx, "requires_grad");
     if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-        luaL_error(L, "%s: option 'requires_grad' must be a boolean, got %s", fn, luaL_typename(L, -1));
+        lb_error(L, "%s: option 'requires_grad' must be a boolean, got %s", fn, luaL_typename(L, -1));
     o->requires_grad = lua_toboolean(L, -1);
     lua_pop(L, 3);
     if (o->requires_grad && !ln_dtype_is_float(o->dtype))
-        luaL_error(L, "%s: only floating tensors (f32, f64) can require grad, not %s", fn,
+        lb_error(L, "%s: only floating tensors (f32, f64) can require grad, not %s", fn,
                    ln_dtype_name(o->dtype));
 }
 
@@ -54,18 +54,18 @@ static void scan_fill(lua_State *L, scan *s, int d) {
     char where[128];
     if (d == s->ndim) {
         if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "tensor: element %s is a %s, expected a number%s",
+            lb_error(L, "tensor: element %s is a %s, expected a number%s",
                        path_str(s, d, where, sizeof where), luaL_typename(L, -1),
                        lua_istable(L, -1) ? " (ragged nested table)" : "");
         s->buf[s->pos++] = lua_tonumber(L, -1);
         return;
     }
     if (lua_type(L, -1) != LUA_TTABLE)
-        luaL_error(L, "tensor: ragged nested table: element %s is a %s, expected a table of %I entries",
+        lb_error(L, "tensor: ragged nested table: element %s is a %s, expected a table of %I entries",
                    path_str(s, d, where, sizeof where), luaL_typename(L, -1), (lua_Integer)s->shape[d]);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     if (n != s->shape[d])
-        luaL_error(L, "tensor: ragged nested table: element %s has %I entries, expected %I "
+        lb_error(L, "tensor: ragged nested table: element %s has %I entries, expected %I "
                    "(as its first sibling)", path_str(s, d, where, sizeof where), n,
                    (lua_Integer)s->shape[d]);
     luaL_checkstack(L, 2, "nested table too deep");
@@ -90,13 +90,13 @@ static int l_tensor(lua_State *L) {
         if (ln_tensor_to_dtype(ctx, src, o.dtype, host) != LN_OK) return lb_core_error(L, "tensor");
     } else {
         if (lua_type(L, 1) != LUA_TNUMBER && lua_type(L, 1) != LUA_TTABLE)
-            return luaL_error(L, "tensor: expected a number, a nested table of numbers or a "
+            return lb_error(L, "tensor: expected a number, a nested table of numbers or a "
                               "tensor, got %s", luaL_typename(L, 1));
         scan s = {0};
         lua_pushvalue(L, 1);
         while (lua_type(L, -1) == LUA_TTABLE) { /* the shape: along the first entries */
             if (s.ndim == LN_MAX_DIMS)
-                return luaL_error(L, "tensor: nested table deeper than %d dimensions", LN_MAX_DIMS);
+                return lb_error(L, "tensor: nested table deeper than %d dimensions", LN_MAX_DIMS);
             lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
             s.shape[s.ndim++] = n;
             if (n == 0) break;
@@ -134,14 +134,14 @@ static int make(lua_State *L, const char *fn, fill_kind kind) {
     int64_t shape[LN_MAX_DIMS];
     int next;
     if (kind == FILL_VALUE && lua_type(L, 1) != LUA_TTABLE)
-        return luaL_error(L, "%s: the shape must be a table, got %s", fn, luaL_typename(L, 1));
+        return lb_error(L, "%s: the shape must be a table, got %s", fn, luaL_typename(L, 1));
     int ndim = lb_shape_arg(L, 1, fn, shape, &next);
     double value = 1.0;
     if (kind == FILL_VALUE) value = lb_num_arg(L, next++, fn, "value");
     topts o;
     read_topts(L, next, fn, &o);
     if ((kind == FILL_NORMAL || kind == FILL_UNIFORM) && !ln_dtype_is_float(o.dtype))
-        return luaL_error(L, "%s: random tensors must be f32 or f64, not %s", fn, ln_dtype_name(o.dtype));
+        return lb_error(L, "%s: random tensors must be f32 or f64, not %s", fn, ln_dtype_name(o.dtype));
     ln_ctx *ctx = lb_ctx(L);
     ln_tensor **out = lb_new_tensor(L);
     ln_status st;

@@ -24,7 +24,7 @@ void lb_push_ctx_box(lua_State *L) {
     }
     lua_setmetatable(L, -2);
     b->ctx = ln_ctx_create();
-    if (!b->ctx) luaL_error(L, "lunet: out of memory creating the context");
+    if (!b->ctx) lb_error(L, "lunet: out of memory creating the context");
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, LB_CTX_KEY);
 }
@@ -67,7 +67,7 @@ static int l_is_grad_enabled(lua_State *L) {
 
 static int l_set_num_threads(lua_State *L) {
     lua_Integer n = lb_int_arg(L, 1, "set_num_threads", "n");
-    if (n > 4096) return luaL_error(L, "set_num_threads: n must be at most 4096, got %d", (int)n);
+    if (n > 4096) return lb_error(L, "set_num_threads: n must be at most 4096, got %d", (int)n);
     ln_ctx_set_num_threads(lb_ctx(L), (int)n);
     return 0;
 }

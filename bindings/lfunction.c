@@ -58,7 +58,7 @@ static int fn_call_backward(lua_State *L) {
         if (lua_isnil(L, idx) || !ln_node_needs_grad(c->node, i)) continue;
         ln_tensor *g = lb_to_tensor(L, idx);
         if (!g)
-            return luaL_error(L, "gradient %d must be a tensor or nil, got %s", i + 1,
+            return lb_error(L, "gradient %d must be a tensor or nil, got %s", i + 1,
                               luaL_typename(L, idx));
         const fn_input *in = &s->in[i];
         char a[256], b[256];
@@ -67,13 +67,13 @@ static int fn_call_backward(lua_State *L) {
         bool same_shape = g->ndim == in->ndim &&
                           memcmp(g->shape, in->shape, (size_t)in->ndim * sizeof(int64_t)) == 0;
         if (!same_shape)
-            return luaL_error(L, "gradient %d has shape %s but input %d has shape %s", i + 1, a,
+            return lb_error(L, "gradient %d has shape %s but input %d has shape %s", i + 1, a,
                               i + 1, b);
         if (g->dtype != in->dtype || !ln_device_eq(ln_tensor_device(g), in->device))
-            return luaL_error(L, "gradient %d is %s but input %d is %s", i + 1,
+            return lb_error(L, "gradient %d is %s but input %d is %s", i + 1,
                               ln_dtype_name(g->dtype), i + 1, ln_dtype_name(in->dtype));
         if (ln_tensor_contiguous(c->ctx, g, &c->grad_in[i]) != LN_OK)
-            return luaL_error(L, "%s", ln_ctx_error(c->ctx));
+            return lb_error(L, "%s", ln_ctx_error(c->ctx));
     }
     return 0;
 }
@@ -112,7 +112,7 @@ static int l_attach_function(lua_State *L) {
     luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_checktype(L, 5, LUA_TTABLE);
     const char *name = luaL_optstring(L, 6, "Function");
-    if (n < 0 || n > 1024) return luaL_error(L, "%s: too many inputs (%I)", name, n);
+    if (n < 0 || n > 1024) return lb_error(L, "%s: too many inputs (%I)", name, n);
     ln_ctx *ctx = lb_ctx(L);
     ln_tensor **ins = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ins, 0);
     for (lua_Integer i = 0; i < n; i++) {
@@ -138,7 +138,7 @@ static int l_attach_function(lua_State *L) {
     if (!s) {
         luaL_unref(L, LUA_REGISTRYINDEX, backward_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, ctx_ref);
-        return luaL_error(L, "%s: out of memory", name);
+        return lb_error(L, "%s: out of memory", name);
     }
     s->L = main;
     s->backward_ref = backward_ref;

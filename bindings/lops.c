@@ -10,7 +10,7 @@
 static int int_arg(lua_State *L, int idx, const char *fn, const char *arg) {
     lua_Integer v = lb_int_arg(L, idx, fn, arg);
     if (v < INT_MIN || v > INT_MAX)
-        return luaL_error(L, "%s: argument '%s' is out of range (%I)", fn, arg, v);
+        return lb_error(L, "%s: argument '%s' is out of range (%I)", fn, arg, v);
     return (int)v;
 }
 
@@ -36,7 +36,7 @@ static int arith(lua_State *L, int op) {
     ln_tensor *a = lb_to_tensor(L, 1), *b = lb_to_tensor(L, 2);
     bool an = lua_type(L, 1) == LUA_TNUMBER, bn = lua_type(L, 2) == LUA_TNUMBER;
     if (!(a || an) || !(b || bn) || (an && bn))
-        return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", fn,
+        return lb_error(L, "%s: expected tensors or numbers, got %s and %s", fn,
                           a ? "tensor" : luaL_typename(L, 1), b ? "tensor" : luaL_typename(L, 2));
     ln_status st;
     if (a && b) {
@@ -156,14 +156,14 @@ int lb_op_matmul(lua_State *L) {
 static int l_cat(lua_State *L) {
     luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "table of tensors");
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    if (n < 1) return luaL_error(L, "cat: expected a non-empty list of tensors");
-    if (n > INT_MAX / 2) return luaL_error(L, "cat: too many tensors (%I)", n);
+    if (n < 1) return lb_error(L, "cat: expected a non-empty list of tensors");
+    if (n > INT_MAX / 2) return lb_error(L, "cat: too many tensors (%I)", n);
     ln_tensor **xs = lua_newuserdatauv(L, (size_t)n * sizeof *xs, 0); /* GC-managed */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         xs[i - 1] = lb_to_tensor(L, -1);
         if (!xs[i - 1])
-            return luaL_error(L, "cat: list entry %I must be a tensor, got %s", i, luaL_typename(L, -1));
+            return lb_error(L, "cat: list entry %I must be a tensor, got %s", i, luaL_typename(L, -1));
         lua_pop(L, 1);
     }
     int dim = (int)lb_index0(L, 2, xs[0]->ndim, "cat", "dimension");
@@ -278,7 +278,7 @@ static int l_max_pool2d(lua_State *L) {
 static ln_tensor *labels0(lua_State *L, ln_tensor *logits, int idx, const char *fn) {
     ln_tensor *lab = lb_tensor_arg(L, idx, fn, "labels");
     if (lab->dtype != LN_I64)
-        luaL_error(L, "%s: argument 'labels' must be an i64 tensor of 1-based class indices, got %s",
+        lb_error(L, "%s: argument 'labels' must be an i64 tensor of 1-based class indices, got %s",
                    fn, ln_dtype_name(lab->dtype));
     if (logits->ndim != 2 || lab->ndim != 1) return lab;
     ln_ctx *ctx = lb_ctx(L);
@@ -289,7 +289,7 @@ static ln_tensor *labels0(lua_State *L, ln_tensor *logits, int idx, const char *
         if (v[i] < 1 || v[i] > (double)classes) {
             lua_Integer label = v[i] < -9e18 ? LUA_MININTEGER
                                 : v[i] > 9e18 ? LUA_MAXINTEGER : (lua_Integer)v[i];
-            luaL_error(L, "%s: label %I at position %I is out of range for %I classes "
+            lb_error(L, "%s: label %I at position %I is out of range for %I classes "
                        "(labels are 1-based: 1..%I)", fn, label, (lua_Integer)(i + 1),
                        (lua_Integer)classes, (lua_Integer)classes);
         }

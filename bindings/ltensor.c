@@ -23,16 +23,16 @@ void lb_push_tensor(lua_State *L, ln_tensor *t) {
 ln_tensor *lb_to_tensor(lua_State *L, int idx) {
     lb_tensor *b = luaL_testudata(L, idx, LB_TENSOR_MT);
     if (!b) return NULL;
-    if (!b->t) luaL_error(L, "attempt to use a freed tensor");
+    if (!b->t) lb_error(L, "attempt to use a freed tensor");
     return b->t;
 }
 
 ln_tensor *lb_tensor_arg(lua_State *L, int idx, const char *fn, const char *arg) {
     lb_tensor *b = luaL_testudata(L, idx, LB_TENSOR_MT);
     if (!b)
-        luaL_error(L, "%s: argument '%s' must be a tensor, got %s", fn, arg, luaL_typename(L, idx));
+        lb_error(L, "%s: argument '%s' must be a tensor, got %s", fn, arg, luaL_typename(L, idx));
     else if (!b->t)
-        luaL_error(L, "%s: argument '%s' is a freed tensor", fn, arg);
+        lb_error(L, "%s: argument '%s' is a freed tensor", fn, arg);
     return b->t;
 }
 
@@ -216,13 +216,13 @@ static int m_requires_grad(lua_State *L) {
         return 1;
     }
     if (lua_type(L, 2) != LUA_TBOOLEAN)
-        return luaL_error(L, "requires_grad: argument must be a boolean, got %s", luaL_typename(L, 2));
+        return lb_error(L, "requires_grad: argument must be a boolean, got %s", luaL_typename(L, 2));
     bool on = lua_toboolean(L, 2);
     if (t->grad_fn)
-        return luaL_error(L, "requires_grad: can only be set on a leaf tensor; this one is the "
+        return lb_error(L, "requires_grad: can only be set on a leaf tensor; this one is the "
                           "result of '%s' (use :detach() to get a leaf)", t->grad_fn->name);
     if (on && !ln_dtype_is_float(t->dtype))
-        return luaL_error(L, "requires_grad: only floating tensors (f32, f64) can require grad, "
+        return lb_error(L, "requires_grad: only floating tensors (f32, f64) can require grad, "
                           "this one is %s", ln_dtype_name(t->dtype));
     t->requires_grad = on;
     lua_settop(L, 1);
@@ -258,7 +258,7 @@ static int m_backward(lua_State *L) {
     }
     lb_ctx_box *box = lb_ctx_box_get(L);
     if (box->in_backward)
-        return luaL_error(L, "backward: cannot start a backward pass inside a custom "
+        return lb_error(L, "backward: cannot start a backward pass inside a custom "
                           "Function's backward");
     /* hold the root and the seed: a custom backward may :free() their userdata */
     ln_tensor_retain(t);
@@ -297,7 +297,7 @@ static int m_clone(lua_State *L) {
 static int m_to(lua_State *L) {
     ln_tensor *t = self_arg(L, "to");
     if (lua_type(L, 2) != LUA_TSTRING)
-        return luaL_error(L, "to: expected a dtype or device name, got %s", luaL_typename(L, 2));
+        return lb_error(L, "to: expected a dtype or device name, got %s", luaL_typename(L, 2));
     const char *s = lua_tostring(L, 2);
     ln_ctx *ctx = lb_ctx(L);
     ln_dtype dt;
@@ -314,7 +314,7 @@ static int m_to(lua_State *L) {
         if (ln_tensor_to_device(ctx, t, dev, out) != LN_OK) return lb_core_error(L, "to");
         return 1;
     }
-    return luaL_error(L, "to: '%s' is neither a dtype (f32, f64, i64, i32, u8) nor a device "
+    return lb_error(L, "to: '%s' is neither a dtype (f32, f64, i64, i32, u8) nor a device "
                       "(cpu, cuda, cuda:N)", s);
 }
 
@@ -348,7 +348,7 @@ static int m_add_(lua_State *L) {
 /* ------------------------------------------------------------ metamethods */
 static int mm_len(lua_State *L) {
     ln_tensor *t = self_arg(L, "len");
-    if (t->ndim == 0) return luaL_error(L, "len: a 0-d tensor has no length");
+    if (t->ndim == 0) return lb_error(L, "len: a 0-d tensor has no length");
     lua_pushinteger(L, t->shape[0]);
     return 1;
 }
@@ -370,7 +370,7 @@ static int mm_index(lua_State *L) {
         return 1;
     }
     if (lua_type(L, 2) != LUA_TSTRING)
-        return luaL_error(L, "tensors cannot be indexed with a %s (use narrow, or totable)",
+        return lb_error(L, "tensors cannot be indexed with a %s (use narrow, or totable)",
                           luaL_typename(L, 2));
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(2));
@@ -381,7 +381,7 @@ static int mm_index(lua_State *L) {
 static int mm_newindex(lua_State *L) {
     ln_tensor *t = self_arg(L, "grad");
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "grad") != 0)
-        return luaL_error(L, "cannot set field '%s' of a tensor (only 'grad' can be set)",
+        return lb_error(L, "cannot set field '%s' of a tensor (only 'grad' can be set)",
                           luaL_tolstring(L, 2, NULL));
     ln_tensor *g = lb_opt_tensor_arg(L, 3, "grad", "value");
     if (g) {
@@ -390,7 +390,7 @@ static int mm_newindex(lua_State *L) {
             char a[256], b[256];
             ln_shape_format(t->ndim, t->shape, a, sizeof a);
             ln_shape_format(g->ndim, g->shape, b, sizeof b);
-            return luaL_error(L, "grad: assigned gradient (%s %s) must match the tensor (%s %s)",
+            return lb_error(L, "grad: assigned gradient (%s %s) must match the tensor (%s %s)",
                               b, ln_dtype_name(g->dtype), a, ln_dtype_name(t->dtype));
         }
         ln_tensor_retain(g);
