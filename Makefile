@@ -1,5 +1,6 @@
 # Entry points: `make test` (all tests, plus the C tests under ASan/UBSan) and
 # `make demo`. Both install missing Debian packages first and build with CMake.
+MAKEFLAGS += --no-print-directory
 JOBS    ?= $(shell nproc)
 BUILD   ?= build
 SANBUILD ?= build-san
