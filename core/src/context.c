@@ -84,6 +84,25 @@ void ln_ctx_set_num_threads(ln_ctx *ctx, int n) {
     ctx->num_threads = n;
 }
 
+int ln_omp_threads_enter(const ln_ctx *ctx) {
+#ifdef _OPENMP
+    int prev = omp_get_max_threads();
+    if (prev != ctx->num_threads) omp_set_num_threads(ctx->num_threads);
+    return prev;
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
+void ln_omp_threads_leave(int previous) {
+#ifdef _OPENMP
+    if (previous != omp_get_max_threads()) omp_set_num_threads(previous);
+#else
+    (void)previous;
+#endif
+}
+
 ln_backend_pref ln_ctx_backend(const ln_ctx *ctx) { return ctx->backend; }
 void ln_ctx_set_backend(ln_ctx *ctx, ln_backend_pref pref) { ctx->backend = pref; }
 

@@ -48,6 +48,13 @@ void ln_describe(const ln_tensor *t, char *buf, size_t n);
 bool ln_shape_numel(int ndim, const int64_t *shape, int64_t *numel);
 void ln_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 
+/* oneDNN (Debian's build runs on OpenMP) takes its thread count from the calling
+ * thread's OpenMP max-threads setting, when a primitive is created and when it runs.
+ * Bracket each oneDNN call with these to use ctx->num_threads and give the caller its
+ * own setting back. */
+int ln_omp_threads_enter(const ln_ctx *ctx); /* returns the caller's setting */
+void ln_omp_threads_leave(int previous);
+
 static inline int ln_min_i(int a, int b) { return a < b ? a : b; }
 
 #endif

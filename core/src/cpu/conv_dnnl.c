@@ -10,10 +10,8 @@
  * primitives' layouts and the scratchpad are shared by all entries (calls never
  * overlap within one context) and grow to the largest size seen.
  *
- * Threads: Debian's libdnnl runs on OpenMP and reads omp_get_max_threads() both when
- * a primitive is created and when it runs. Each call sets it to ctx->num_threads with
- * omp_set_num_threads and restores the caller's value before returning (this ICV is
- * per calling thread, not process-wide, but the caller sees it change during the call). */
+ * Threads: every oneDNN call is bracketed by ln_omp_threads_enter/leave, so it runs
+ * on ctx->num_threads (see internal.h). */
 #include <omp.h>
 #include <string.h>
 #include <dnnl.h>
@@ -353,15 +351,14 @@ ln_status ln_cpu_conv2d_fwd(ln_ctx *ctx, const ln_conv_shape *s, const float *x,
     conv_cache *c = NULL;
     conv_entry *e = NULL;
     LN_TRY(cache_get(ctx, s, &c));
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(ctx->num_threads);
+    int prev = ln_omp_threads_enter(ctx);
     ln_status st;
     LN_CHECK(st, entry_get(ctx, c, s, KIND_FWD, b != NULL, &e), done);
     LN_CHECK(st, entry_reserve(ctx, c, e), done);
     void *ptr[3] = {(void *)x, (void *)w, y};
     st = entry_run(ctx, c, e, ptr, (void *)b, false);
 done:
-    omp_set_num_threads(prev);
+    ln_omp_threads_leave(prev);
     return st;
 }
 
@@ -370,8 +367,7 @@ ln_status ln_cpu_conv2d_bwd(ln_ctx *ctx, const ln_conv_shape *s, const float *x,
     conv_cache *c = NULL;
     conv_entry *ed = NULL, *ew = NULL;
     LN_TRY(cache_get(ctx, s, &c));
-    int prev = omp_get_max_threads();
-    omp_set_num_threads(ctx->num_threads);
+    int prev = ln_omp_threads_enter(ctx);
     ln_status st = LN_OK;
     if (gx) LN_CHECK(st, entry_get(ctx, c, s, KIND_BWD_DATA, false, &ed), done);
     if (gw) LN_CHECK(st, entry_get(ctx, c, s, KIND_BWD_WEIGHTS, gb != NULL, &ew), done);
@@ -391,6 +387,6 @@ ln_status ln_cpu_conv2d_bwd(ln_ctx *ctx, const ln_conv_shape *s, const float *x,
         bias_grad(ctx, s, gy, gb);
     }
 done:
-    omp_set_num_threads(prev);
+    ln_omp_threads_leave(prev);
     return st;
 }

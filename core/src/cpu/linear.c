@@ -3,9 +3,6 @@
  * restored after). */
 #include <string.h>
 #include <dnnl.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include "../kernels/linear.h"
 
 ln_status ln_cpu_gemm(ln_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -17,15 +14,10 @@ ln_status ln_cpu_gemm(ln_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
         return LN_OK;
     }
-#ifdef _OPENMP
-    int prev = omp_get_max_threads();
-    if (prev != ctx->num_threads) omp_set_num_threads(ctx->num_threads);
-#endif
+    int prev = ln_omp_threads_enter(ctx);
     dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
                                  beta, c, ldc);
-#ifdef _OPENMP
-    if (prev != ctx->num_threads) omp_set_num_threads(prev);
-#endif
+    ln_omp_threads_leave(prev);
     if (s != dnnl_success)
         return ln_fail(ctx, LN_ERR_BACKEND,
                        "gemm: dnnl_sgemm failed with status %d (m %lld, n %lld, k %lld, lda %lld, ldb %lld)",
