@@ -51,6 +51,7 @@ function M.main(...)
     end
     local chunk, err = load(code, "=(command line)")
     if not chunk then error(err, 0) end
+    _G.lunet = _G.lunet or require("lunet") -- as in the REPL: one-liners need no require
     chunk(select(3, ...))
     return 0
   end

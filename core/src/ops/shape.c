@@ -181,18 +181,19 @@ static ln_status cat_check(ln_ctx *ctx, int n, ln_tensor *const *xs, int dim, ca
                            ln_path *path) {
     char name[32], a[256], b[256];
     for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "xs[%d]", i);
+        /* tensors are named by ordinal ("tensor 2"), not by a C or Lua index */
+        snprintf(name, sizeof name, "tensor %d", i + 1);
         LN_TRY(ln_check_float(ctx, "cat", name, xs[i]));
         ln_tensor *pair[2] = {xs[0], xs[i]};
-        const char *names[2] = {"xs[0]", name};
+        const char *names[2] = {"tensor 1", name};
         LN_TRY(ln_check_compatible(ctx, "cat", 2, pair, names));
     }
-    LN_TRY(ln_pick_path(ctx, "cat", 1, xs, (const char *const[]){"xs[0]"}, path));
+    LN_TRY(ln_pick_path(ctx, "cat", 1, xs, (const char *const[]){"tensor 1"}, path));
     const ln_tensor *x0 = xs[0];
     if (dim < 0 || dim >= x0->ndim) {
         ln_shape_format(x0->ndim, x0->shape, a, sizeof a);
-        return ln_fail(ctx, LN_ERR_ARG, "cat: dimension %d out of range for 'xs[0]' of shape %s",
-                       dim, a);
+        return ln_fail(ctx, LN_ERR_ARG, "cat: dimension out of range for %d-dimensional tensors of shape %s",
+                       x0->ndim, a);
     }
     s->ndim = x0->ndim;
     s->dim = dim;
@@ -207,8 +208,8 @@ static ln_status cat_check(ln_ctx *ctx, int n, ln_tensor *const *xs, int dim, ca
             ln_shape_format(x0->ndim, x0->shape, a, sizeof a);
             ln_shape_format(x->ndim, x->shape, b, sizeof b);
             return ln_fail(ctx, LN_ERR_SHAPE,
-                           "cat: 'xs[%d]' has shape %s but 'xs[0]' has shape %s; they must agree "
-                           "in every dimension but %d", i, b, a, dim);
+                           "cat: tensor %d has shape %s but tensor 1 has shape %s; shapes must agree "
+                           "except along the concatenation dimension", i + 1, b, a);
         }
         s->sizes[i] = x->shape[dim];
         s->shape[dim] += x->shape[dim];
