@@ -16,12 +16,15 @@ local function usage()
     "  -e CODE            run a Lua chunk",
     "  -i                 interactive REPL",
     "  demo               train a tiny convnet on synthetic images",
+    "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--json]",
+    "                     parameters, multiply-adds and FLOPs of a model, per layer",
     "  -h, --help         this text",
   }, "\n") .. "\n"
 end
 
 M.commands = {
   demo = function(...) return require("lunet.demo").run(...) end,
+  summary = function(...) return require("lunet.summary").main(...) end,
 }
 
 -- True when path names a readable regular file (not a directory).

@@ -61,6 +61,19 @@ lunet.cuda = {
 
 lunet.nn = require "lunet.nn"
 
+--- Parts loaded on first use: `lunet.models` (the model zoo), `lunet.reg` (the
+-- orthogonality regulariser) and `lunet.summary(model, input_shape)`.
+lunet.summary = function(...) return require("lunet.summary").summary(...) end
+setmetatable(lunet, {
+  __index = function(t, k)
+    if k == "models" or k == "reg" then
+      local m = require("lunet." .. k)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
 --- Ops on tensors, also reachable as lunet.X: matmul, cat, sum, mean...
 for _, name in ipairs { "add", "sub", "mul", "div", "matmul", "cat", "sum", "mean",
                         "reshape", "transpose", "narrow", "contiguous", "pow" } do
