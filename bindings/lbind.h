@@ -21,6 +21,7 @@
 typedef struct lb_ctx_box {
     ln_ctx *ctx;      /* owned reference, released by __gc */
     int in_backward;  /* >0 while ln_backward runs (custom backward must not recurse) */
+    uint64_t gc_paced; /* ln_ctx_allocated_total already reported to Lua's collector */
 } lb_ctx_box;
 
 /* The tensor userdata: NULL after :free()/__close/__gc or before being filled. */

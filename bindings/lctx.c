@@ -16,6 +16,7 @@ void lb_push_ctx_box(lua_State *L) {
     lb_ctx_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->ctx = NULL;
     b->in_backward = 0;
+    b->gc_paced = 0;
     if (luaL_newmetatable(L, LB_CTX_MT)) {
         lua_pushcfunction(L, ctx_gc);
         lua_setfield(L, -2, "__gc");

@@ -7,7 +7,21 @@
 #include "lbind.h"
 
 /* ------------------------------------------------------------ push / check */
+/* Lua's collector sees only the small userdata of a tensor, not the megabytes behind
+ * it, so it would let dead tensors pile up. Each new tensor first reports the storage
+ * allocated since the last report as collector debt, so collection keeps pace with
+ * tensor memory (the next tensor pays for the previous op's output). */
+static void pace_gc(lua_State *L) {
+    lb_ctx_box *box = lb_ctx_box_get(L);
+    uint64_t total = ln_ctx_allocated_total(box->ctx), fresh = total - box->gc_paced;
+    if (fresh < ((uint64_t)1 << 20)) return;
+    box->gc_paced = total;
+    uint64_t kb = fresh >> 10;
+    lua_gc(L, LUA_GCSTEP, (int)(kb > INT32_MAX ? INT32_MAX : kb));
+}
+
 ln_tensor **lb_new_tensor(lua_State *L) {
+    pace_gc(L);
     lb_tensor *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->t = NULL;
     luaL_setmetatable(L, LB_TENSOR_MT);

@@ -33,6 +33,7 @@ void ln_ctx_release(ln_ctx *ctx) {
     if (!ctx || --ctx->refcount > 0) return;
     if (ctx->cuda) ln_cuda_destroy(ctx->cuda);
     if (ctx->conv_cache_free) ctx->conv_cache_free(ctx->conv_cache);
+    ln_cpu_cache_destroy(ctx);
     free(ctx);
 }
 
@@ -102,6 +103,8 @@ void ln_omp_threads_leave(int previous) {
     (void)previous;
 #endif
 }
+
+uint64_t ln_ctx_allocated_total(const ln_ctx *ctx) { return ctx->allocated_total; }
 
 ln_backend_pref ln_ctx_backend(const ln_ctx *ctx) { return ctx->backend; }
 void ln_ctx_set_backend(ln_ctx *ctx, ln_backend_pref pref) { ctx->backend = pref; }

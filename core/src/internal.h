@@ -20,7 +20,8 @@ struct ln_ctx {
     uint64_t rng[4];               /* xoshiro256** state */
     uint64_t backward_epoch;       /* marks nodes visited by one backward pass */
     struct ln_cuda_state *cuda;    /* lazily created; NULL until a CUDA call */
-    bool cuda_probed;
+    uint64_t allocated_total;      /* bytes of every storage ever allocated (GC pacing) */
+    struct ln_cpu_cache *cpu_cache; /* freed host blocks kept for reuse (cpu_cache.c) */
     void *conv_cache;              /* oneDNN conv primitives (cpu/conv_dnnl.c); NULL until used */
     void (*conv_cache_free)(void *cache); /* set with conv_cache; called by ln_ctx_release */
 };
@@ -54,6 +55,12 @@ void ln_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
  * own setting back. */
 int ln_omp_threads_enter(const ln_ctx *ctx); /* returns the caller's setting */
 void ln_omp_threads_leave(int previous);
+
+/* Host memory through the context's block cache (cpu_cache.c). *size receives the
+ * block's real size, which ln_cpu_free needs back. */
+ln_status ln_cpu_alloc(ln_ctx *ctx, size_t nbytes, void **ptr, size_t *size);
+void ln_cpu_free(ln_ctx *ctx, void *ptr, size_t size);
+void ln_cpu_cache_destroy(ln_ctx *ctx);
 
 static inline int ln_min_i(int a, int b) { return a < b ? a : b; }
 

@@ -67,25 +67,22 @@ static ln_status storage_new(ln_ctx *ctx, ln_device dev, size_t nbytes, ln_stora
     s->nbytes = nbytes;
     size_t alloc = nbytes ? nbytes : 1;
     if (dev.type == LN_CPU) {
-        size_t rounded = (alloc + 63) & ~(size_t)63;
-        s->data = aligned_alloc(64, rounded);
-        if (!s->data) {
-            free(s);
-            return ln_fail(ctx, LN_ERR_NOMEM, "out of memory allocating %zu bytes on cpu", nbytes);
-        }
+        ln_status st = ln_cpu_alloc(ctx, alloc, &s->data, &s->alloc_bytes);
+        if (st != LN_OK) { free(s); return st; }
     } else {
         ln_status st = ln_cuda_malloc(ctx, dev.index, alloc, &s->data);
         if (st != LN_OK) { free(s); return st; }
     }
     s->ctx = ctx;
     ln_ctx_retain(ctx);
+    ctx->allocated_total += alloc;
     *out = s;
     return LN_OK;
 }
 
 static void storage_release(ln_storage *s) {
     if (!s || --s->refcount > 0) return;
-    if (s->device.type == LN_CPU) free(s->data);
+    if (s->device.type == LN_CPU) ln_cpu_free(s->ctx, s->data, s->alloc_bytes);
     else ln_cuda_free(s->ctx, s->device.index, s->data);
     ln_ctx_release(s->ctx);
     free(s);

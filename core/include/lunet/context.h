@@ -6,6 +6,7 @@
 #define LUNET_CONTEXT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "status.h"
 
@@ -44,6 +45,15 @@ void ln_ctx_set_num_threads(ln_ctx *ctx, int n); /* n <= 0: all cores */
 
 ln_backend_pref ln_ctx_backend(const ln_ctx *ctx);
 void ln_ctx_set_backend(ln_ctx *ctx, ln_backend_pref pref);
+
+/* Freed host blocks of 256 KiB or more are kept for reuse, up to `bytes` in all
+ * (default 1 GiB; 0 disables the cache). Setting it frees what is over the limit. */
+void ln_ctx_set_cpu_cache_limit(ln_ctx *ctx, size_t bytes);
+size_t ln_ctx_cpu_cache_bytes(const ln_ctx *ctx);
+void ln_cpu_cache_empty(ln_ctx *ctx);
+/* Bytes of all tensor storage allocated so far (host and device), ever growing: a
+ * garbage-collected binding paces its collector by the growth of this number. */
+uint64_t ln_ctx_allocated_total(const ln_ctx *ctx);
 
 /* CUDA: whether this build has CUDA and a device is usable; device count. */
 bool ln_cuda_available(ln_ctx *ctx);

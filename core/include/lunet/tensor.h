@@ -24,6 +24,7 @@ typedef struct ln_storage {
     int64_t refcount;
     ln_device device;
     size_t nbytes;
+    size_t alloc_bytes; /* size of the block behind data (the allocator's size class) */
     void *data;
     ln_ctx *ctx; /* retained: frees device memory through the ctx's allocator */
 } ln_storage;
