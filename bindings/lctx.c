@@ -3,8 +3,13 @@
  * grad mode, thread count, backend preference, CUDA availability. */
 #include "lbind.h"
 
+/* The context's out-of-memory hook: dead tensors that only the collector knows about
+ * give their memory back before the allocator retries. ud is the main thread. */
+static void collect_garbage(void *ud) { lua_gc((lua_State *)ud, LUA_GCCOLLECT); }
+
 static int ctx_gc(lua_State *L) {
     lb_ctx_box *b = luaL_checkudata(L, 1, LB_CTX_MT);
+    if (b->ctx) ln_ctx_set_oom_hook(b->ctx, NULL, NULL); /* the ctx may outlive L */
     ln_ctx_release(b->ctx); /* storages still alive keep their own reference */
     b->ctx = NULL;
     return 0;
@@ -26,6 +31,9 @@ void lb_push_ctx_box(lua_State *L) {
     lua_setmetatable(L, -2);
     b->ctx = ln_ctx_create();
     if (!b->ctx) lb_error(L, "lunet: out of memory creating the context");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    ln_ctx_set_oom_hook(b->ctx, collect_garbage, lua_tothread(L, -1));
+    lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, LB_CTX_KEY);
 }

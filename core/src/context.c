@@ -104,6 +104,18 @@ void ln_omp_threads_leave(int previous) {
 #endif
 }
 
+void ln_ctx_set_oom_hook(ln_ctx *ctx, ln_oom_hook hook, void *ud) {
+    ctx->oom_hook = hook;
+    ctx->oom_ud = ud;
+}
+
+void ln_ctx_run_oom_hook(ln_ctx *ctx) {
+    if (!ctx->oom_hook || ctx->in_oom_hook) return;
+    ctx->in_oom_hook = true;
+    ctx->oom_hook(ctx->oom_ud);
+    ctx->in_oom_hook = false;
+}
+
 uint64_t ln_ctx_allocated_total(const ln_ctx *ctx) { return ctx->allocated_total; }
 
 ln_backend_pref ln_ctx_backend(const ln_ctx *ctx) { return ctx->backend; }

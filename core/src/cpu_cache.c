@@ -4,7 +4,7 @@
  * freed blocks of 256 KiB or more are kept, in size classes of a quarter power of two,
  * and handed out again for a request of the same class. The cache holds at most
  * `limit` bytes of free blocks (oldest dropped first); an allocation that fails empties
- * it and retries. Built with sanitizers, the limit defaults to 0 so AddressSanitizer
+ * it, runs the context's out-of-memory hook and retries. Built with sanitizers, the limit defaults to 0 so AddressSanitizer
  * still sees every use after free. Single-threaded, like the context that owns it. */
 #include <string.h>
 #include "internal.h"
@@ -84,7 +84,8 @@ ln_status ln_cpu_alloc(ln_ctx *ctx, size_t nbytes, void **ptr, size_t *size) {
         }
     }
     *ptr = aligned_alloc(64, sz);
-    if (!*ptr && c && c->n > 0) {
+    if (!*ptr) { /* let the binding collect dead tensors, drop the cache, try again */
+        ln_ctx_run_oom_hook(ctx);
         ln_cpu_cache_empty(ctx);
         *ptr = aligned_alloc(64, sz);
     }

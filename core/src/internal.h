@@ -21,6 +21,9 @@ struct ln_ctx {
     uint64_t backward_epoch;       /* marks nodes visited by one backward pass */
     struct ln_cuda_state *cuda;    /* lazily created; NULL until a CUDA call */
     uint64_t allocated_total;      /* bytes of every storage ever allocated (GC pacing) */
+    ln_oom_hook oom_hook;          /* see ln_ctx_set_oom_hook; run by ln_ctx_run_oom_hook */
+    void *oom_ud;
+    bool in_oom_hook;
     struct ln_cpu_cache *cpu_cache; /* freed host blocks kept for reuse (cpu_cache.c) */
     void *conv_cache;              /* oneDNN conv primitives (cpu/conv_dnnl.c); NULL until used */
     void (*conv_cache_free)(void *cache); /* set with conv_cache; called by ln_ctx_release */
@@ -55,6 +58,9 @@ void ln_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
  * own setting back. */
 int ln_omp_threads_enter(const ln_ctx *ctx); /* returns the caller's setting */
 void ln_omp_threads_leave(int previous);
+
+/* Runs the context's out-of-memory hook, if any (not re-entered from inside it). */
+void ln_ctx_run_oom_hook(ln_ctx *ctx);
 
 /* Host memory through the context's block cache (cpu_cache.c). *size receives the
  * block's real size, which ln_cpu_free needs back. */

@@ -1,6 +1,9 @@
 /* The context's CPU block cache: freed large blocks are reused for the same size
- * class, small ones are not cached, the limit is honoured, and emptying works. */
+ * class, small ones are not cached, the limit is honoured, and emptying works; an
+ * allocation that fails runs the out-of-memory hook once and reports LN_ERR_NOMEM. */
 #include "testutil.h"
+
+static void count_calls(void *ud) { ++*(int *)ud; }
 
 int main(void) {
     ln_ctx *ctx = ln_ctx_create();
@@ -39,6 +42,13 @@ int main(void) {
     ln_tensor_release(a);
     ln_cpu_cache_empty(ctx);
     CHECK(ln_ctx_cpu_cache_bytes(ctx) == 0, "empty frees everything");
+    /* an impossible allocation (1 PiB): the hook runs once, then a clean failure */
+    int calls = 0;
+    ln_ctx_set_oom_hook(ctx, count_calls, &calls);
+    int64_t huge[1] = {(int64_t)1 << 48};
+    ln_tensor *h = NULL;
+    CHECK_FAILS(ctx, ln_tensor_empty(ctx, LN_F32, ln_cpu(), 1, huge, &h), LN_ERR_NOMEM);
+    CHECK(h == NULL && calls == 1, "the out-of-memory hook ran once (%d)", calls);
     ln_ctx_release(ctx);
     return test_finish();
 }

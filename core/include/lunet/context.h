@@ -55,6 +55,12 @@ void ln_cpu_cache_empty(ln_ctx *ctx);
  * garbage-collected binding paces its collector by the growth of this number. */
 uint64_t ln_ctx_allocated_total(const ln_ctx *ctx);
 
+/* Called when an allocation (host or device) fails, before the caches are emptied and
+ * the allocation retried once: a garbage-collected binding runs a full collection
+ * there, so that tensors only its collector knows to be dead give their memory back. */
+typedef void (*ln_oom_hook)(void *ud);
+void ln_ctx_set_oom_hook(ln_ctx *ctx, ln_oom_hook hook, void *ud);
+
 /* CUDA: whether this build has CUDA and a device is usable; device count. */
 bool ln_cuda_available(ln_ctx *ctx);
 int ln_cuda_device_count(ln_ctx *ctx);

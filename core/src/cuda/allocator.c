@@ -140,12 +140,14 @@ static ln_status out_of_memory(ln_ctx *ctx, const struct ln_cuda_state *s, size_
                    s->device, req, requested, live, cached, dev);
 }
 
-/* cudaMalloc, and on running out of memory: empty the cache and try once more. */
+/* cudaMalloc, and on running out of memory: run the context's out-of-memory hook (a
+ * Lua GC), empty the cache and try once more. */
 static ln_status device_alloc(ln_ctx *ctx, struct ln_cuda_state *s, size_t requested, size_t size,
                               void **ptr) {
     cudaError_t err = cudaMalloc(ptr, size);
     if (err == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
+        ln_ctx_run_oom_hook(ctx); /* the binding's GC may free blocks into the cache */
         size_t cached_before = s->alloc.stats.cached;
         LN_TRY(ln_cuda_check(ctx, release_cached(s), "returning cached blocks to the driver"));
         err = cudaMalloc(ptr, size);
