@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lunet needs to build and test (idempotent: a second run
 # installs nothing). Run by `make test` and `make demo`; safe to run by hand.
-# Set LUNET_BENCH=1 to also install the CPU reference used by bench/ (python3-torch).
+# Set LUNET_BENCH=1 to also install the CPU references used by bench/ (python3-torch,
+# python3-torchvision).
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       lua5.4 liblua5.4-dev lua-busted
-      libdnnl-dev libturbojpeg0-dev)
-[ "${LUNET_BENCH:-0}" = 1 ] && pkgs+=(python3-torch)
+      libdnnl-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
+      dataset-fashion-mnist)
+[ "${LUNET_BENCH:-0}" = 1 ] && pkgs+=(python3-torch python3-torchvision)
 
 missing=()
 for p in "${pkgs[@]}"; do
