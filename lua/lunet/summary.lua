@@ -203,8 +203,8 @@ end
 -- ------------------------------------------------------------------ recording
 
 -- Runs model on x with the hook on; returns the calls as a tree: each call is
--- {module, in_shape, out_shape, children = {{name, call}...}}. The root is the model's
--- own call; calls no parent claimed come back as `orphans`.
+-- {module, in_shape, out_shape, seq (completion order), children = {{name, call}...}}.
+-- The root is the model's own call; calls no parent claimed come back as `orphans`.
 local function record(model, x)
   local child_names = {} -- module -> {child module -> name}
   local function names_of(m)
@@ -218,9 +218,10 @@ local function record(model, x)
     end
     return map
   end
-  local stack = {}
+  local stack, seq = {}, 0
   local function hook(m, inputs, output)
-    local call = { module = m, in_shape = shape_of(inputs[1]), out_shape = shape_of(output), children = {} }
+    seq = seq + 1
+    local call = { module = m, in_shape = shape_of(inputs[1]), out_shape = shape_of(output), seq = seq }
     local names = names_of(m)
     local claimed = {}
     while #stack > 0 and names[stack[#stack].module] ~= nil do
@@ -238,16 +239,19 @@ local function record(model, x)
   return root, stack
 end
 
--- Every (module, dotted path) of the tree, a module under several paths listed under
--- each; fn(path, module) is called for each.
-local function each_path(m, prefix, fn, seen)
+-- Calls fn(path, module) for every dotted path of the tree: a module reached by several
+-- paths (a shared basis) is visited once per path; a module inside itself is not
+-- re-entered.
+local function each_path(m, prefix, fn, ancestors)
+  ancestors = ancestors or {}
   fn(prefix, m)
-  seen = seen or {}
-  if seen[m] then return end -- a module's subtree is walked from its first path only
-  seen[m] = true
+  ancestors[m] = true
   for _, nc in ipairs(children_of(m)) do
-    each_path(nc[2], prefix == "" and nc[1] or (prefix .. "." .. nc[1]), fn, seen)
+    if not ancestors[nc[2]] then
+      each_path(nc[2], prefix == "" and nc[1] or (prefix .. "." .. nc[1]), fn, ancestors)
+    end
   end
+  ancestors[m] = nil
 end
 
 -- ------------------------------------------------------------------ report
@@ -325,7 +329,7 @@ function M.summary(model, input_shape, opts)
     local row = {
       name = name == "" and "(model)" or name, type = type_name(m), kind = kind,
       output = call.out_shape, params = 0, shared = false, macs = macs, flops = flops,
-      tensors = own,
+      tensors = own, seq = call.seq,
     }
     for _, t in ipairs(own) do
       uses[t] = (uses[t] or 0) + 1
@@ -339,8 +343,13 @@ function M.summary(model, input_shape, opts)
     rows[#rows + 1] = row
   end
   if root then visit(root, "") end
-  for _, call in ipairs(orphans) do visit(call, "(unattributed)") end
+  if #orphans > 0 then -- called by a module that does not hold them: their first path
+    local path_of = {}
+    for _, nm in ipairs(model:named_modules()) do path_of[nm[2]] = nm[1] end
+    for _, call in ipairs(orphans) do visit(call, path_of[call.module] or "?") end
+  end
 
+  table.sort(rows, function(a, b) return a.seq < b.seq end) -- call order
   local report = setmetatable({
     model = opts.name, dataset = opts.dataset, input = { table.unpack(input_shape) },
     params = 0, shared_basis_params = 0, shared_basis_tensors = 0, macs_conv_linear = 0,
@@ -368,7 +377,7 @@ function M.summary(model, input_shape, opts)
       if basis_of[t] then names[#names + 1] = basis_of[t].name end
     end
     row.basis = #names > 0 and table.concat(names, ", ") or nil
-    row.tensors, row.kind = nil, nil
+    row.tensors, row.kind, row.seq = nil, nil, nil
   end
   for _, nb in ipairs(model:named_buffers()) do
     local leaf = nb[1]:match("([^.]+)$")
@@ -421,10 +430,13 @@ function Report:__tostring()
   out[#out + 1] = ("params: %s (%s)"):format(M.format_int(self.params), short(self.params))
   out[#out + 1] = ("shared-basis params: %s in %d tensors"):format(
     M.format_int(self.shared_basis_params), self.shared_basis_tensors)
-  local bw = 0
-  for _, b in ipairs(self.bases) do bw = math.max(bw, #b.name) end
+  local bw, pw = 0, 0
   for _, b in ipairs(self.bases) do
-    out[#out + 1] = ("  %s  %s params, serves %d layers"):format(pad(b.name, bw), M.format_int(b.params), b.layers)
+    bw, pw = math.max(bw, #b.name), math.max(pw, #M.format_int(b.params))
+  end
+  for _, b in ipairs(self.bases) do
+    out[#out + 1] = ("  %s  %s params, serves %d layers"):format(
+      pad(b.name, bw), pad(M.format_int(b.params), pw, true), b.layers)
   end
   if self.unused_params > 0 then
     out[#out + 1] = ("params not used by the forward pass: %s"):format(M.format_int(self.unused_params))
