@@ -136,6 +136,10 @@ describe("parameters, buffers and modules with sharing", function()
     assert.are.same({ "", "0", "1", "1.shared_basis", "1.basis_conv", "1.basis_bn",
       "1.coeff_conv", "2", "2.basis_conv", "2.basis_bn", "2.coeff_conv", "3" }, mods)
     assert.are.equal(#mods, #net:modules())
+    local visited = {}
+    net:apply(function(m) visited[#visited + 1] = m end)
+    assert.are.equal(#mods, #visited)
+    assert.is_true(rawequal(net, visited[#visited]))
     assert.are.equal(4, #net:children())
   end)
 

@@ -316,6 +316,17 @@ end
 --- Every module of the tree once, self first.
 function Module:modules() return values(self:named_modules()) end
 
+--- Calls fn(m) for every module of the tree once (children before their parent, as
+-- PyTorch's apply). Returns self.
+function Module:apply(fn)
+  if type(fn) ~= "function" then
+    error(("apply: expected a function, got %s"):format(type(fn)), 2)
+  end
+  local mods = self:modules()
+  for i = #mods, 1, -1 do fn(mods[i]) end
+  return self
+end
+
 --- Sets training mode (default true) on this module and every descendant.
 -- Returns self.
 function Module:train(mode)
