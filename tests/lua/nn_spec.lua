@@ -71,6 +71,13 @@ describe("Module classes", function()
     m.a = nil
     assert.are.same({ "b" }, names(m:named_children()))
     assert.truthy(err_of(function() m.b = 3 end):find("'b' is a child module"))
+    m.k = nn.Identity() -- a plain field replaced by a module becomes a child
+    assert.are.same({ "b", "k" }, names(m:named_children()))
+    m.k = nil
+    m.note = "plain"
+    m.note = nil
+    assert.is_nil(m.note)
+    assert.are.same({ "b" }, names(m:named_children()))
   end)
 
   it("register_parameter sets requires_grad; buffers do not; names are checked", function()
