@@ -359,6 +359,20 @@ static int m_add_(lua_State *L) {
     return 1;
 }
 
+/* t:set_(u): this userdata now refers to u's tensor object (the same C tensor, not a
+ * copy); what lets Module:to() convert a parameter in place while every Lua reference
+ * to it (shared modules, optimisers) keeps seeing the same object. */
+static int m_set_(lua_State *L) {
+    lb_tensor *b = luaL_checkudata(L, 1, LB_TENSOR_MT);
+    self_arg(L, "set_");
+    ln_tensor *u = lb_tensor_arg(L, 2, "set_", "src");
+    ln_tensor_retain(u);
+    ln_tensor_release(b->t);
+    b->t = u;
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* ------------------------------------------------------------ metamethods */
 static int mm_len(lua_State *L) {
     ln_tensor *t = self_arg(L, "len");
@@ -445,6 +459,7 @@ void lb_open_tensor(lua_State *L) {
         {"fill", m_fill},
         {"copy", m_copy},
         {"add_", m_add_},
+        {"set_", m_set_},
         {"free", tensor_release},
         {"sum", lb_op_sum},
         {"mean", lb_op_mean},

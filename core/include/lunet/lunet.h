@@ -6,4 +6,5 @@
 #include "tensor.h"
 #include "autograd.h"
 #include "ops.h"
+#include "init.h"
 #endif
