@@ -16,8 +16,9 @@ local function usage()
     "  -e CODE            run a Lua chunk",
     "  -i                 interactive REPL",
     "  demo               train a tiny convnet on synthetic images",
-    "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--json]",
+    "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--classes=N] [--json]",
     "                     parameters, multiply-adds and FLOPs of a model, per layer",
+    "                     (`lunet summary --help` for the options)",
     "  -h, --help         this text",
   }, "\n") .. "\n"
 end

@@ -145,6 +145,17 @@ Module.__index = instance_index
 Module.__newindex = instance_newindex
 setmetatable(Module, { __call = class_mt.__call, __tostring = class_mt.__tostring })
 
+--- True when this module is an instance of class `cls` or of a subclass of it.
+function Module:is_a(cls)
+  local c = getmetatable(self)
+  while type(c) == "table" do
+    if c == cls then return true end
+    local cmt = getmetatable(c)
+    c = cmt and rawget(cmt, "__index")
+  end
+  return false
+end
+
 --- Constructor of the base class. Subclasses call `nn.Module.__init(self)` first (it
 -- is harmless to call again: the registries exist before any __init runs).
 function Module:__init()
