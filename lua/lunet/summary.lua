@@ -493,11 +493,15 @@ usage: lunet summary --model=NAME [--shared_rank=S --unique_rank=U]
   --json            print one JSON object instead of the table
 ]]
 
--- The dataset a model is defined for: the zoo's answer when it gives one, else
--- cifar10 for the CIFAR ResNets (method.md section 3) and ilsvrc for the others.
+-- The dataset a model is defined for: the zoo's answer (`models.info(name).dataset`)
+-- when it gives one, else cifar10 for the CIFAR ResNets (method.md section 3) and
+-- ilsvrc for the others.
 local CIFAR_DEPTHS = { [20] = true, [32] = true, [44] = true, [56] = true, [110] = true }
 local function natural_dataset(models, name)
-  if type(models.dataset_of) == "function" then return models.dataset_of(name) end
+  if type(models.info) == "function" then
+    local ok, info = pcall(models.info, name)
+    if ok and type(info) == "table" and M.datasets[info.dataset] then return info.dataset end
+  end
   return CIFAR_DEPTHS[tonumber(name:match("^ResNet(%d+)"))] and "cifar10" or "ilsvrc"
 end
 
