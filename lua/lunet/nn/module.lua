@@ -2,13 +2,13 @@
 -- (trained tensors) and buffers (saved, not trained), with a `forward` written in Lua
 -- (autograd does the backward).
 --
--- Layout of an instance: children, parameters and buffers are NOT stored in the
--- instance table itself but in three registries (`_modules`, `_parameters`,
--- `_buffers`, each `{names = {...in order}, items = {name = value}}`), so that every
--- assignment `self.name = value` reaches `__newindex`: a Module value registers a
--- child (in order), a tensor assigned to a registered parameter or buffer name
--- replaces it, anything else is an ordinary field. Reads look in the registries first,
--- then in the instance, then in the class chain.
+-- Layout of an instance: nothing but four private tables is stored in the instance
+-- table itself: the registries `_modules`, `_parameters`, `_buffers` (each `{names =
+-- {...in order}, items = {name = value}}`) and `_fields` (plain values, `training`
+-- among them), so that EVERY assignment `self.name = value` reaches `__newindex`: a
+-- Module value registers a child (in order), a tensor assigned to a registered
+-- parameter or buffer name replaces it, nil removes, anything else is a plain field.
+-- Reads look in the registries, then the plain fields, then the class chain.
 --
 -- Identity: a tensor is one Lua object (userdata); the same object held by several
 -- modules (a shared basis, or one FilterBasis instance assigned into many blocks) is
@@ -71,6 +71,9 @@ local function instance_index(self, k)
       if v ~= nil then return v end
     end
   end
+  local fields = rawget(self, "_fields")
+  local v = fields and fields[k]
+  if v ~= nil then return v end
   return getmetatable(self)[k]
 end
 
@@ -85,6 +88,7 @@ local function instance_newindex(self, k, v)
       error(("%s: '%s' is a %s; cannot replace it by a module"):format(
         class_name(self), k, which == "_parameters" and "parameter" or "buffer"), 2)
     end
+    rawget(self, "_fields")[k] = nil
     reg_set(rawget(self, "_modules"), k, v)
   elseif reg then
     if v == nil then
@@ -102,14 +106,14 @@ local function instance_newindex(self, k, v)
       reg_set(reg, k, v)
     end
   else
-    rawset(self, k, v)
+    rawget(self, "_fields")[k] = v
   end
 end
 
 -- Sets up the registries of a fresh instance (before any __init runs).
 local function prepare(obj)
   for _, r in ipairs(REGISTRIES) do rawset(obj, r, new_registry()) end
-  rawset(obj, "training", true)
+  rawset(obj, "_fields", { training = true })
 end
 
 -- Metamethods every class carries (Lua looks metamethods up with rawget).
@@ -145,10 +149,21 @@ Module.__index = instance_index
 Module.__newindex = instance_newindex
 setmetatable(Module, { __call = class_mt.__call, __tostring = class_mt.__tostring })
 
+--- True when this module is an instance of class `cls` or of a subclass of it.
+function Module:is_a(cls)
+  local c = getmetatable(self)
+  while type(c) == "table" do
+    if c == cls then return true end
+    local cmt = getmetatable(c)
+    c = cmt and rawget(cmt, "__index")
+  end
+  return false
+end
+
 --- Constructor of the base class. Subclasses call `nn.Module.__init(self)` first (it
 -- is harmless to call again: the registries exist before any __init runs).
 function Module:__init()
-  rawset(self, "training", true)
+  if self.training == nil then self.training = true end
 end
 
 --- The computation; every concrete module defines it.
@@ -181,7 +196,7 @@ function Module:register_parameter(name, t)
     error(("register_parameter: '%s' is already a %s of this %s"):format(
       name, which == "_modules" and "child module" or "buffer", class_name(self)), 2)
   end
-  if rawget(self, name) ~= nil then
+  if rawget(self, "_fields")[name] ~= nil then
     error(("register_parameter: '%s' is already an ordinary field of this %s"):format(
       name, class_name(self)), 2)
   end
@@ -205,7 +220,7 @@ function Module:register_buffer(name, t)
     error(("register_buffer: '%s' is already a %s of this %s"):format(
       name, which == "_modules" and "child module" or "parameter", class_name(self)), 2)
   end
-  if rawget(self, name) ~= nil then
+  if rawget(self, "_fields")[name] ~= nil then
     error(("register_buffer: '%s' is already an ordinary field of this %s"):format(
       name, class_name(self)), 2)
   end
@@ -305,6 +320,17 @@ end
 --- Every module of the tree once, self first.
 function Module:modules() return values(self:named_modules()) end
 
+--- Calls fn(m) for every module of the tree once (children before their parent, as
+-- PyTorch's apply). Returns self.
+function Module:apply(fn)
+  if type(fn) ~= "function" then
+    error(("apply: expected a function, got %s"):format(type(fn)), 2)
+  end
+  local mods = self:modules()
+  for i = #mods, 1, -1 do fn(mods[i]) end
+  return self
+end
+
 --- Sets training mode (default true) on this module and every descendant.
 -- Returns self.
 function Module:train(mode)
@@ -312,7 +338,7 @@ function Module:train(mode)
   if type(mode) ~= "boolean" then
     error(("train: mode must be a boolean, got %s"):format(type(mode)), 2)
   end
-  for _, m in ipairs(self:modules()) do rawset(m, "training", mode) end
+  for _, m in ipairs(self:modules()) do m.training = mode end
   return self
 end
 
