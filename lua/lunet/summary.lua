@@ -41,9 +41,10 @@ function M.format_int(n)
   return sign .. table.concat(parts, ",")
 end
 
--- A count in G / M / K with two or four decimals: 3261700000 -> "3.2617G".
+-- A count in G / M / K: 3261664488 -> "3.2617G", 328707624 -> "0.3287G" (as the
+-- paper writes FLOPs), 11786968 -> "11.7870M".
 local function short(n)
-  if n >= 1e9 then return ("%.4fG"):format(n / 1e9) end
+  if n >= 1e8 then return ("%.4fG"):format(n / 1e9) end
   if n >= 1e6 then return ("%.4fM"):format(n / 1e6) end
   if n >= 1e3 then return ("%.2fK"):format(n / 1e3) end
   return tostring(n)
