@@ -41,9 +41,10 @@ function M.format_int(n)
   return sign .. table.concat(parts, ",")
 end
 
--- A count in G / M / K with two or four decimals: 3261700000 -> "3.2617G".
+-- A count in G / M / K: 3261664488 -> "3.2617G", 328707624 -> "0.3287G" (as the
+-- paper writes FLOPs), 11786968 -> "11.7870M".
 local function short(n)
-  if n >= 1e9 then return ("%.4fG"):format(n / 1e9) end
+  if n >= 1e8 then return ("%.4fG"):format(n / 1e9) end
   if n >= 1e6 then return ("%.4fM"):format(n / 1e6) end
   if n >= 1e3 then return ("%.2fK"):format(n / 1e3) end
   return tostring(n)
@@ -493,11 +494,15 @@ usage: lunet summary --model=NAME [--shared_rank=S --unique_rank=U]
   --json            print one JSON object instead of the table
 ]]
 
--- The dataset a model is defined for: the zoo's answer when it gives one, else
--- cifar10 for the CIFAR ResNets (method.md section 3) and ilsvrc for the others.
+-- The dataset a model is defined for: the zoo's answer (`models.info(name).dataset`)
+-- when it gives one, else cifar10 for the CIFAR ResNets (method.md section 3) and
+-- ilsvrc for the others.
 local CIFAR_DEPTHS = { [20] = true, [32] = true, [44] = true, [56] = true, [110] = true }
 local function natural_dataset(models, name)
-  if type(models.dataset_of) == "function" then return models.dataset_of(name) end
+  if type(models.info) == "function" then
+    local ok, info = pcall(models.info, name)
+    if ok and type(info) == "table" and M.datasets[info.dataset] then return info.dataset end
+  end
   return CIFAR_DEPTHS[tonumber(name:match("^ResNet(%d+)"))] and "cifar10" or "ilsvrc"
 end
 

@@ -222,7 +222,7 @@ describe("lunet.summary counting", function()
   }
 
   it("names every call by its path and counts params, MACs and FLOPs per layer", function()
-    local r = summary.summary(Tiny(), { 2, 8, 8 })
+    local r = lunet.summary(Tiny(), { 2, 8, 8 })
     assert.are.equal(#expected, #r.layers)
     local params, macs, flops = 0, 0, 0
     for i, want in ipairs(expected) do
@@ -381,6 +381,7 @@ describe("lunet summary (command line)", function()
     { "--model=ResNet20 --model=ResNet32", "'--model' given twice" },
     { "--model=ResNet20 extra", "unexpected argument 'extra'" },
     { "--model", "'--model' needs a value" },
+    { "--model=ResNet50 --shared_rank=48", "models.build: ResNet50 has no shared_rank" },
   }
   for _, case in ipairs(bad) do
     it(("exits with status 2 on '%s'"):format(case[1]), function()
