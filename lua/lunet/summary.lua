@@ -123,17 +123,9 @@ end
 
 -- ------------------------------------------------------------------ modules
 
--- True when m is an instance of class cls or of a subclass of it (a class's
--- metatable __index is its parent class; see lunet.nn.module).
+-- True when m is a module and an instance of class cls or of a subclass of it.
 local function is_a(m, cls)
-  if cls == nil or type(m) ~= "table" then return false end
-  local c = getmetatable(m)
-  while type(c) == "table" do
-    if c == cls then return true end
-    local cmt = getmetatable(c)
-    c = cmt and rawget(cmt, "__index")
-  end
-  return false
+  return cls ~= nil and nn.is_module(m) and m:is_a(cls)
 end
 
 local function type_name(m) return getmetatable(m).__name or "Module" end

@@ -29,14 +29,7 @@ local REGISTRIES = { "_modules", "_parameters", "_buffers" }
 local function new_registry() return { names = {}, items = {} } end
 
 local function is_module(v)
-  if type(v) ~= "table" then return false end
-  local mt = getmetatable(v)
-  while type(mt) == "table" do
-    if mt == Module then return true end
-    local cmt = getmetatable(mt)
-    mt = cmt and rawget(cmt, "__index")
-  end
-  return false
+  return type(v) == "table" and Module.is_a(v, Module) -- Module.is_a: defined below
 end
 
 -- Adds or replaces name -> value in a registry, keeping the first insertion's order.
