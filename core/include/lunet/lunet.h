@@ -6,4 +6,5 @@
 #include "tensor.h"
 #include "autograd.h"
 #include "ops.h"
+#include "data.h"
 #endif
