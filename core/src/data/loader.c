@@ -30,8 +30,7 @@
 
 typedef struct slot {
     ln_tensor *images, *labels, *indices; /* owned; NULL when unassigned */
-    int64_t batch;                        /* batch number held, or -1 */
-    int64_t rows;                         /* samples in that batch */
+    int64_t rows;                         /* samples in the batch it holds */
     int64_t remaining;                    /* samples not finished yet */
 } slot;
 
@@ -141,6 +140,7 @@ static void finish_row(struct ln_loader *ld, slot *s, const row_result *r, const
     if (r->st != LN_OK && ld->fatal == LN_OK) {
         ld->fatal = r->st;
         ln_strf(ld->fatal_msg, sizeof ld->fatal_msg, "%s", msg);
+        pthread_cond_broadcast(&ld->done_cv); /* the caller stops waiting */
     }
     if (--s->remaining == 0) pthread_cond_broadcast(&ld->done_cv);
 }
@@ -190,7 +190,6 @@ static void slot_clear(slot *s) {
     ln_tensor_release(s->labels);
     ln_tensor_release(s->indices);
     s->images = s->labels = s->indices = NULL;
-    s->batch = -1;
     s->rows = s->remaining = 0;
 }
 
@@ -214,7 +213,6 @@ static ln_status slot_alloc(ln_ctx *ctx, const struct ln_loader *ld, int64_t b, 
     s->images = im;
     s->labels = lb;
     s->indices = ix;
-    s->batch = b;
     s->rows = s->remaining = rows;
     return LN_OK;
 }
@@ -299,7 +297,6 @@ ln_status ln_loader_create(ln_ctx *ctx, ln_dataset *ds, const ln_loader_opts *o,
         ln_loader_destroy(ld);
         return ln_fail(ctx, LN_ERR_NOMEM, "loader: out of memory");
     }
-    for (int i = 0; i < ld->nslots; i++) ld->slots[i].batch = -1;
     for (int i = 0; i < nscratch; i++) ld->workers[i].ld = ld;
     for (int i = 0; i < o->workers; i++) {
         int err = pthread_create(&ld->threads[i], NULL, worker_main, &ld->workers[i]);
@@ -401,7 +398,7 @@ ln_status ln_loader_next(ln_ctx *ctx, ln_loader *ld, ln_tensor **images, ln_tens
         cancel_epoch(ld);
         return ln_fail(ctx, fatal, "%s", ld->fatal_msg);
     }
-    slot fresh = {NULL, NULL, NULL, -1, 0, 0};
+    slot fresh = {NULL, NULL, NULL, 0, 0};
     int64_t nb = b + ld->nslots;
     if (nb < ld->nbatches) LN_TRY(slot_alloc(ctx, ld, nb, &fresh));
     *images = s->images;

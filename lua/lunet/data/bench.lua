@@ -1,27 +1,30 @@
 --- `lunet bench-data`: throughput of the data pipeline on an image folder.
 --
 --     lunet bench-data --dataset_path=DIR [--workers=N] [--split=train|val]
---                      [--batch_size=64] [--epochs=2] [--transforms=train,eval]
---                      [--torchvision=yes|no] [--python=/usr/bin/python3]
+--                      [--batch_size=64] [--epochs=2] [--rounds=1]
+--                      [--transforms=train,eval] [--torchvision=yes|no]
+--                      [--python=/usr/bin/python3]
 --
 -- For each transform (train: random-resized-crop 224 + flip; eval: resize 256 + center
 -- crop 224; both normalised) it runs `epochs` shuffled epochs of a lunet.data loader
 -- over DIR/SPLIT with N worker threads and keeps the best epoch's images/s (the first
 -- also warms the page cache). In the same run it starts bench/torchvision_data.py,
 -- torchvision's ImageFolder + DataLoader with the same worker count, batch size and
--- epochs, and prints both figures and their ratio. bench/bench_data.sh makes a test
--- folder of JPEGs and calls this.
+-- epochs, and prints both figures and their ratio. With --rounds=R both are run
+-- alternately R times and the best figure of each is kept (other jobs on a shared
+-- machine only ever slow a run down). bench/bench_data.sh makes a test folder of
+-- JPEGs and calls this.
 -- @module lunet.data.bench
 local data = require "lunet.data"
 
 local M = {}
 
 local USAGE = "usage: lunet bench-data --dataset_path=DIR [--workers=N] [--split=train|val] " ..
-              "[--batch_size=64] [--epochs=2] [--transforms=train,eval] [--torchvision=yes|no] " ..
+              "[--batch_size=64] [--epochs=2] [--rounds=1] [--transforms=train,eval] [--torchvision=yes|no] " ..
               "[--python=/usr/bin/python3]"
 
 local DEFAULTS = { dataset_path = false, workers = "2", split = "train", batch_size = "64",
-                   epochs = "2", transforms = "train,eval", torchvision = "yes",
+                   epochs = "2", rounds = "1", transforms = "train,eval", torchvision = "yes",
                    python = "/usr/bin/python3" }
 
 local function parse(...)
@@ -35,7 +38,7 @@ local function parse(...)
     o[k] = v
   end
   if not o.dataset_path then error("bench-data: --dataset_path is required\n" .. USAGE, 0) end
-  for _, k in ipairs { "workers", "batch_size", "epochs" } do
+  for _, k in ipairs { "workers", "batch_size", "epochs", "rounds" } do
     o[k] = math.tointeger(tonumber(o[k]))
     if not o[k] or o[k] < (k == "workers" and 0 or 1) then
       error(("bench-data: --%s must be a %s integer"):format(k, k == "workers" and "non-negative" or "positive"), 0)
@@ -107,20 +110,37 @@ function M.main(...)
     if m ~= "train" and m ~= "eval" then error("bench-data: --transforms lists train and/or eval", 0) end
     modes[#modes + 1] = m
   end
-  print(("bench-data: %s/%s, %d workers, batch %d, best of %d epochs, load average %s")
-        :format(o.dataset_path, o.split, o.workers, o.batch_size, o.epochs, cpu_load()))
-  local rates, n = {}, 0
-  for _, m in ipairs(modes) do
-    local rate, stats, size = lunet_rate(o, m, say)
-    rates[m], n = rate, size
-    print(("  lunet %-5s %8.1f images/s  (%d images in %.2f s, waited %.2f s, skipped %d, converted %d)")
-          :format(m, rate, stats.images, stats.seconds, stats.wait_seconds, stats.skipped, stats.converted))
+  print(("bench-data: %s/%s, %d workers, batch %d, best of %d epochs x %d rounds, load average %s")
+        :format(o.dataset_path, o.split, o.workers, o.batch_size, o.epochs, o.rounds, cpu_load()))
+  local rates, tv, why, n = {}, nil, nil, 0
+  for round = 1, o.rounds do
+    for _, m in ipairs(modes) do
+      local rate, stats, size = lunet_rate(o, m, say)
+      n = size
+      if rate > (rates[m] or 0) then rates[m] = rate end
+      print(("  round %d: lunet %-5s %8.1f images/s  (%d images in %.2f s, waited %.2f s, skipped %d, " ..
+             "converted %d)"):format(round, m, rate, stats.images, stats.seconds, stats.wait_seconds,
+                                     stats.skipped, stats.converted))
+    end
+    if o.torchvision == "yes" and not why then
+      local r
+      r, why = torchvision_rates(o)
+      if r then
+        tv = tv or {}
+        for m, rate in pairs(r) do
+          if rate > (tv[m] or 0) then tv[m] = rate end
+          print(("  round %d: torchvision %-5s %8.1f images/s"):format(round, m, rate))
+        end
+      end
+    end
   end
+  local notes = {}
   for _, msg in ipairs(messages) do
-    if not msg:match("^image_folder: .* images in %d+ classes") then print("  note: " .. msg) end
+    if not msg:match("^image_folder: .* images in %d+ classes") and not notes[msg] then
+      notes[msg] = true
+      print("  note: " .. msg)
+    end
   end
-  local tv, why
-  if o.torchvision == "yes" then tv, why = torchvision_rates(o) end
   print(("%d images; load average after: %s"):format(n, cpu_load()))
   print(("%-9s %14s %18s %7s"):format("transform", "lunet img/s", "torchvision img/s", "ratio"))
   for _, m in ipairs(modes) do
