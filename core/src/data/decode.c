@@ -1,12 +1,14 @@
 /* JPEG (libjpeg-turbo) and PNG (libpng) decoding from memory into 8-bit RGB, whole or
  * by region: after the header a plan picks the DCT scale and the region; JPEG then
  * decodes only the iMCU columns (jpeg_crop_scanline) and rows (jpeg_skip_scanlines)
- * the region needs. Both libraries report errors by longjmp: each decode keeps all
- * its state in one job struct owned by the caller's frame, so after the jump the
- * caller releases everything and returns a status; nothing is printed. Conversions
+ * the region needs; rows go to a callback as they are decoded. Both libraries report
+ * errors by longjmp: each decode keeps everything it holds in one job struct, so after
+ * the jump its owner releases all of it and returns a status; nothing is printed. Conversions
  * follow PIL, so results equal Image.open(f).convert("RGB"): grayscale replicated,
  * CMYK/YCCK read as Adobe-inverted CMYK and converted with PIL's formula, PNG alpha
- * dropped, palettes expanded, 16-bit samples cut to their high byte. */
+ * dropped, palettes expanded, 16-bit samples cut to their high byte. The pipelines ask
+ * for RGBX (4 bytes a pixel, which libjpeg-turbo writes as cheaply as RGB) so the
+ * resampler works on aligned pixels. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@ void ln_image_free(ln_image *img) {
     memset(img, 0, sizeof *img);
 }
 
-/* Clamps the plan's region to a w x h image and checks it. */
+/* Checks the plan's region against a w x h image. */
 static ln_status check_plan(const ln_decode_plan *p, int w, int h, char *err, size_t errlen) {
     if (p->x0 < 0 || p->y0 < 0 || p->x0 >= p->x1 || p->y0 >= p->y1 || p->x1 > w || p->y1 > h)
         return ln_image_fail(err, errlen, LN_ERR_ARG,
@@ -63,8 +65,9 @@ typedef struct jpeg_job {
     bool eof;          /* the decoder asked for bytes past the end */
     const uint8_t *buf;
     size_t len;
-    uint8_t *pixels;   /* the decoded region, owned until handed to the caller */
-    uint8_t *row;      /* one output row of CMYK, or a discarded row */
+    uint8_t *row;      /* one scanline as libjpeg writes it */
+    uint8_t *conv;     /* one region row converted from CMYK */
+    int channels;      /* of the rows handed out: 3 (RGB) or 4 (RGBX, X = 255) */
     ln_decode_plan plan;
     ln_status plan_status;
 } jpeg_job;
@@ -107,14 +110,16 @@ static void src_skip(j_decompress_ptr c, long n) {
 }
 
 /* PIL's CMYK -> RGB for Adobe-inverted samples s: C = 255 - s_c, K = 255 - s_k,
- * R = (255 - K) - (C * (255 - K)) / 255 with PIL's rounded division. */
-static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int n) {
-    for (int x = 0; x < n; x++, in += 4, out += 3) {
+ * R = (255 - K) - (C * (255 - K)) / 255 with PIL's rounded division. out has `ch`
+ * (3 or 4) bytes per pixel; a 4th is set to 255. */
+static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int n, int ch) {
+    for (int x = 0; x < n; x++, in += 4, out += ch) {
         int nk = in[3];
         for (int c = 0; c < 3; c++) {
             int t = (255 - in[c]) * nk + 128;
             out[c] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
         }
+        if (ch == 4) out[3] = 255;
     }
 }
 
@@ -132,11 +137,10 @@ static bool ends_with_eoi(const uint8_t *buf, size_t len) {
     return len >= 4 && buf[len - 2] == 0xFF && buf[len - 1] == JPEG_EOI;
 }
 
-/* Runs the decode; every value that must survive a longjmp lives in *job. On success
- * *img gets exactly the plan's region and *ox, *oy its origin. */
-static ln_status jpeg_run(jpeg_job *job, ln_decode_plan_fn plan_fn, void *ud,
-                          ln_image *img, int *ox, int *oy, ln_image_info *info,
-                          char *err, size_t errlen) {
+/* Runs the decode; every value that must survive a longjmp lives in *job. Hands the
+ * plan's region to row_fn one row at a time. */
+static ln_status jpeg_run(jpeg_job *job, ln_decode_plan_fn plan_fn, ln_decode_row_fn row_fn,
+                          void *ud, ln_image_info *info, char *err, size_t errlen) {
     struct jpeg_decompress_struct *ci = &job->cinfo;
     if (setjmp(job->jump)) {
         info->warnings = job->warnings;
@@ -168,7 +172,7 @@ static ln_status jpeg_run(jpeg_job *job, ln_decode_plan_fn plan_fn, void *ud,
         return ln_image_fail(err, errlen, LN_ERR_ARG, "decode: scale 1/%d is not 1, 1/2, "
                              "1/4 or 1/8", s);
     const bool cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
-    ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    ci->out_color_space = cmyk ? JCS_CMYK : job->channels == 4 ? JCS_EXT_RGBX : JCS_RGB;
     ci->scale_num = 1;
     ci->scale_denom = (unsigned)s;
     jpeg_calc_output_dimensions(ci);
@@ -183,23 +187,21 @@ static ln_status jpeg_run(jpeg_job *job, ln_decode_plan_fn plan_fn, void *ud,
     int dx1 = x1 + REGION_MARGIN < ow ? x1 + REGION_MARGIN : ow;
     JDIMENSION xoff = (JDIMENSION)dx0, cw = (JDIMENSION)(dx1 - dx0);
     if (dx0 > 0 || dx1 < ow) jpeg_crop_scanline(ci, &xoff, &cw);
-    const size_t stride = (size_t)(x1 - x0) * 3;
-    const int comps = cmyk ? 4 : 3;
-    job->pixels = malloc(stride * (size_t)(y1 - y0));
+    const int comps = cmyk ? 4 : job->channels;
     job->row = malloc((size_t)cw * 4);
-    if (!job->pixels || !job->row)
-        return ln_image_fail(err, errlen, LN_ERR_NOMEM,
-                             "decode: out of memory for %u x %d pixels", (unsigned)cw, y1 - y0);
+    job->conv = malloc((size_t)(x1 - x0) * 4);
+    if (!job->row || !job->conv)
+        return ln_image_fail(err, errlen, LN_ERR_NOMEM, "decode: out of memory for a row of "
+                             "%u pixels", (unsigned)cw);
     const uint8_t *keep_from = job->row + (size_t)(x0 - (int)xoff) * comps; /* column x0 */
     if (y0 > 0) jpeg_skip_scanlines(ci, (JDIMENSION)y0);
     while ((int)ci->output_scanline < y1) {
-        uint8_t *dst = job->pixels + stride * (ci->output_scanline - (JDIMENSION)y0);
+        const int y = (int)ci->output_scanline;
         JSAMPROW r = job->row;
         if (jpeg_read_scanlines(ci, &r, 1) != 1)
-            return ln_image_fail(err, errlen, LN_ERR_IO, "corrupt JPEG: no scanline %u",
-                                 (unsigned)ci->output_scanline);
-        if (cmyk) cmyk_to_rgb(keep_from, dst, x1 - x0);
-        else memcpy(dst, keep_from, stride);
+            return ln_image_fail(err, errlen, LN_ERR_IO, "corrupt JPEG: no scanline %d", y);
+        if (cmyk) cmyk_to_rgb(keep_from, job->conv, x1 - x0, job->channels);
+        row_fn(ud, y, cmyk ? job->conv : keep_from);
     }
     /* Rows below the region: unless the file visibly ends with its EOI marker, make
      * the entropy decoder run to the end so a truncated file fails here as it does
@@ -215,28 +217,21 @@ static ln_status jpeg_run(jpeg_job *job, ln_decode_plan_fn plan_fn, void *ud,
     if ((int)ci->output_scanline == oh) jpeg_finish_decompress(ci);
     info->warnings = job->warnings;
     info->scale_denom = s;
-    img->data = job->pixels;
-    img->width = x1 - x0;
-    img->height = y1 - y0;
-    img->channels = 3;
-    img->stride = stride;
-    job->pixels = NULL;
-    *ox = x0;
-    *oy = y0;
     return LN_OK;
 }
 
 static ln_status jpeg_decode(const uint8_t *buf, size_t len, ln_decode_plan_fn plan_fn,
-                             void *ud, ln_image *img, int *ox, int *oy, ln_image_info *info,
-                             char *err, size_t errlen) {
+                             ln_decode_row_fn row_fn, void *ud, int channels,
+                             ln_image_info *info, char *err, size_t errlen) {
     jpeg_job *job = calloc(1, sizeof *job);
     if (!job) return ln_image_fail(err, errlen, LN_ERR_NOMEM, "decode: out of memory");
     job->buf = buf;
     job->len = len;
-    ln_status st = jpeg_run(job, plan_fn, ud, img, ox, oy, info, err, errlen);
+    job->channels = channels;
+    ln_status st = jpeg_run(job, plan_fn, row_fn, ud, info, err, errlen);
     jpeg_destroy_decompress(&job->cinfo);
-    free(job->pixels);
     free(job->row);
+    free(job->conv);
     free(job);
     return st;
 }
@@ -251,7 +246,7 @@ typedef struct png_job {
     bool eof;
     const uint8_t *buf;
     size_t len, pos;
-    uint8_t *pixels;    /* owned until handed to the caller */
+    uint8_t *pixels;    /* the whole image (libpng de-interlaces in place) */
     png_bytep *rows;
     ln_status plan_status;
 } png_job;
@@ -277,8 +272,9 @@ static void png_read_mem(png_structp png, png_bytep out, size_t n) {
     job->pos += n;
 }
 
-static ln_status png_run(png_job *job, ln_decode_plan_fn plan_fn, void *ud, ln_image *img,
-                         ln_image_info *info, char *err, size_t errlen) {
+static ln_status png_run(png_job *job, ln_decode_plan_fn plan_fn, ln_decode_row_fn row_fn,
+                         void *ud, int channels, ln_image_info *info, char *err,
+                         size_t errlen) {
     job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, png_on_error,
                                       png_on_warning);
     if (job->png) job->pinfo = png_create_info_struct(job->png);
@@ -318,11 +314,17 @@ static ln_status png_run(png_job *job, ln_decode_plan_fn plan_fn, void *ud, ln_i
     if (depth == 16) png_set_strip_16(job->png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(job->png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(job->png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(job->png);
+    /* RGBX: an alpha channel stays as the (ignored) 4th byte; else a filler is added.
+     * Expanding a palette with transparency gives alpha too. */
+    const bool alpha = (color & PNG_COLOR_MASK_ALPHA) ||
+                       (color == PNG_COLOR_TYPE_PALETTE &&
+                        png_get_valid(job->png, job->pinfo, PNG_INFO_tRNS));
+    if (channels == 3 && alpha) png_set_strip_alpha(job->png);
+    if (channels == 4 && !alpha) png_set_filler(job->png, 0xFF, PNG_FILLER_AFTER);
     if (!(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(job->png);
     png_set_interlace_handling(job->png);
     png_read_update_info(job->png, job->pinfo);
-    const size_t stride = (size_t)w * 3;
+    const size_t stride = (size_t)w * channels;
     if (png_get_rowbytes(job->png, job->pinfo) != stride)
         return ln_image_fail(err, errlen, LN_ERR_UNSUPPORTED,
                              "decode: PNG colour type %d, depth %d not converted to RGB",
@@ -336,23 +338,19 @@ static ln_status png_run(png_job *job, ln_decode_plan_fn plan_fn, void *ud, ln_i
     for (png_uint_32 y = 0; y < h; y++) job->rows[y] = job->pixels + stride * y;
     png_read_image(job->png, job->rows);
     info->warnings = job->warnings;
-    img->data = job->pixels;
-    img->width = (int)w;
-    img->height = (int)h;
-    img->channels = 3;
-    img->stride = stride;
-    job->pixels = NULL;
+    for (int y = plan.y0; y < plan.y1; y++)
+        row_fn(ud, y, job->rows[y] + (size_t)plan.x0 * channels);
     return LN_OK;
 }
 
 static ln_status png_decode(const uint8_t *buf, size_t len, ln_decode_plan_fn plan_fn,
-                            void *ud, ln_image *img, ln_image_info *info, char *err,
-                            size_t errlen) {
+                            ln_decode_row_fn row_fn, void *ud, int channels,
+                            ln_image_info *info, char *err, size_t errlen) {
     png_job *job = calloc(1, sizeof *job);
     if (!job) return ln_image_fail(err, errlen, LN_ERR_NOMEM, "decode: out of memory");
     job->buf = buf;
     job->len = len;
-    ln_status st = png_run(job, plan_fn, ud, img, info, err, errlen);
+    ln_status st = png_run(job, plan_fn, row_fn, ud, channels, info, err, errlen);
     if (job->png) png_destroy_read_struct(&job->png, job->pinfo ? &job->pinfo : NULL, NULL);
     free(job->pixels);
     free(job->rows);
@@ -363,19 +361,17 @@ static ln_status png_decode(const uint8_t *buf, size_t len, ln_decode_plan_fn pl
 /* ================================================================== entry points */
 
 static ln_status decode_any(const uint8_t *buf, size_t len, ln_decode_plan_fn plan_fn,
-                            void *ud, ln_image *img, int *ox, int *oy, ln_image_info *info,
-                            char *err, size_t errlen) {
+                            ln_decode_row_fn row_fn, void *ud, int channels,
+                            ln_image_info *info, char *err, size_t errlen) {
     if (err && errlen) err[0] = '\0';
     memset(info, 0, sizeof *info);
-    if (img) memset(img, 0, sizeof *img);
-    *ox = *oy = 0;
     if (!buf && len > 0)
         return ln_image_fail(err, errlen, LN_ERR_ARG, "decode: NULL buffer of %zu bytes", len);
     switch (ln_image_sniff(buf, len)) {
     case LN_IMAGE_JPEG:
-        return jpeg_decode(buf, len, plan_fn, ud, img, ox, oy, info, err, errlen);
+        return jpeg_decode(buf, len, plan_fn, row_fn, ud, channels, info, err, errlen);
     case LN_IMAGE_PNG:
-        return png_decode(buf, len, plan_fn, ud, img, info, err, errlen);
+        return png_decode(buf, len, plan_fn, row_fn, ud, channels, info, err, errlen);
     default:
         if (len == 0) return ln_image_fail(err, errlen, LN_ERR_UNSUPPORTED, "empty file");
         return ln_image_fail(err, errlen, LN_ERR_UNSUPPORTED,
@@ -384,22 +380,36 @@ static ln_status decode_any(const uint8_t *buf, size_t len, ln_decode_plan_fn pl
     }
 }
 
-ln_status ln_image_decode_region(const uint8_t *buf, size_t len, ln_decode_plan_fn plan_fn,
-                                 void *ud, ln_image *img, int *ox, int *oy,
-                                 ln_image_info *info, char *err, size_t errlen) {
-    return decode_any(buf, len, plan_fn, ud, img, ox, oy, info, err, errlen);
+ln_status ln_image_decode_rows(const uint8_t *buf, size_t len, ln_decode_plan_fn plan_fn,
+                               ln_decode_row_fn row_fn, void *ud, int channels,
+                               ln_image_info *info, char *err, size_t errlen) {
+    if (!plan_fn || !row_fn || !info || (channels != 3 && channels != 4))
+        return ln_image_fail(err, errlen, LN_ERR_ARG, "decode: bad arguments");
+    return decode_any(buf, len, plan_fn, row_fn, ud, channels, info, err, errlen);
 }
 
 ln_status ln_image_probe(const uint8_t *buf, size_t len, ln_image_info *info, char *err,
                          size_t errlen) {
     ln_image_info tmp;
-    int ox, oy;
-    return decode_any(buf, len, NULL, NULL, NULL, &ox, &oy, info ? info : &tmp, err, errlen);
+    return decode_any(buf, len, NULL, NULL, NULL, 3, info ? info : &tmp, err, errlen);
 }
 
+/* ln_image_decode: the whole image at scale 1, into a buffer allocated by the plan */
 static ln_status whole_plan(void *ud, const ln_image_info *info, ln_decode_plan *plan,
                             char *err, size_t errlen) {
-    (void)ud, (void)err, (void)errlen;
+    ln_image *img = ud;
+    if ((long)info->width * info->height > MAX_PIXELS)
+        return ln_image_fail(err, errlen, LN_ERR_UNSUPPORTED,
+                             "decode: a %d x %d image is more than this decoder accepts",
+                             info->width, info->height);
+    img->data = malloc((size_t)info->width * info->height * 3);
+    if (!img->data)
+        return ln_image_fail(err, errlen, LN_ERR_NOMEM, "decode: out of memory for %d x %d "
+                             "pixels", info->width, info->height);
+    img->width = info->width;
+    img->height = info->height;
+    img->channels = 3;
+    img->stride = (size_t)info->width * 3;
     plan->scale_denom = 1;
     plan->x0 = plan->y0 = 0;
     plan->x1 = info->width;
@@ -407,11 +417,18 @@ static ln_status whole_plan(void *ud, const ln_image_info *info, ln_decode_plan 
     return LN_OK;
 }
 
+static void whole_row(void *ud, int y, const uint8_t *row) {
+    ln_image *img = ud;
+    memcpy(img->data + (size_t)y * img->stride, row, img->stride);
+}
+
 ln_status ln_image_decode(const uint8_t *buf, size_t len, ln_image *img, ln_image_info *info,
                           char *err, size_t errlen) {
     ln_image_info tmp;
-    int ox, oy;
     if (!img) return ln_image_fail(err, errlen, LN_ERR_ARG, "decode: NULL image");
-    return decode_any(buf, len, whole_plan, NULL, img, &ox, &oy, info ? info : &tmp, err,
-                      errlen);
+    memset(img, 0, sizeof *img);
+    ln_status st = decode_any(buf, len, whole_plan, whole_row, img, 3, info ? info : &tmp, err,
+                              errlen);
+    if (st != LN_OK) ln_image_free(img);
+    return st;
 }

@@ -117,10 +117,11 @@ void ln_image_to_chw(const ln_image *src, bool flip, const float *mean, const fl
         for (int c = 0; c < ch; c++) {
             float *o = out + c * plane + (size_t)y * w;
             const float *t = lut[c];
+            const uint8_t *r = row + c;
             if (flip)
-                for (int x = 0; x < w; x++) o[x] = t[row[(size_t)(w - 1 - x) * ch + c]];
+                for (int x = 0; x < w; x++) o[x] = t[r[(size_t)(w - 1 - x) * ch]];
             else
-                for (int x = 0; x < w; x++) o[x] = t[row[(size_t)x * ch + c]];
+                for (int x = 0; x < w; x++) o[x] = t[r[(size_t)x * ch]];
         }
     }
 }
@@ -152,7 +153,11 @@ typedef struct pipe {
     bool flip;
     ln_resample_axis ax, ay;
     bool have_axes;
+    ln_resample_stream stream;
+    bool have_stream;
     int vx, vy;
+    float *out;            /* (3, size, size) */
+    float lut[3][256];     /* byte -> normalised value per channel */
 } pipe;
 
 static ln_status check_cfg(const ln_image_cfg *cfg, bool eval, char *err, size_t errlen) {
@@ -180,6 +185,27 @@ static int pick_scale(const ln_image_info *info, double w, double h, int out_w, 
     for (int s = 8; s > 1; s /= 2)
         if (w / s >= dct_min * out_w && h / s >= dct_min * out_h) return s;
     return 1;
+}
+
+/* An RGBX output row i of the resampling into the three float planes. */
+static void pipe_out(void *ud, int i, const uint8_t *row) {
+    pipe *p = ud;
+    const int n = p->cfg->size;
+    for (int c = 0; c < 3; c++) {
+        float *o = p->out + ((size_t)c * n + i) * n;
+        const float *t = p->lut[c];
+        const uint8_t *r = row + c;
+        if (p->flip)
+            for (int x = 0; x < n; x++) o[x] = t[r[(size_t)(n - 1 - x) * 4]];
+        else
+            for (int x = 0; x < n; x++) o[x] = t[r[(size_t)x * 4]];
+    }
+}
+
+/* A decoded region row y (scaled image) into the resampling stream. */
+static void pipe_row(void *ud, int y, const uint8_t *row) {
+    pipe *p = ud;
+    ln_resample_stream_push(&p->stream, y - p->vy, row);
 }
 
 static ln_status pipe_plan(void *ud, const ln_image_info *info, ln_decode_plan *plan,
@@ -218,11 +244,8 @@ static ln_status pipe_plan(void *ud, const ln_image_info *info, ln_decode_plan *
         double fy0 = (double)c->y / s, fy1 = (double)(c->y + c->h) / s;
         p->vx = (int)floor(fx0);
         p->vy = (int)floor(fy0);
-        int vx1 = (int)ceil(fx1), vy1 = (int)ceil(fy1);
-        if (vx1 > ln_jpeg_scaled_size(W, s)) vx1 = ln_jpeg_scaled_size(W, s);
-        if (vy1 > ln_jpeg_scaled_size(H, s)) vy1 = ln_jpeg_scaled_size(H, s);
-        in_w = vx1 - p->vx;
-        in_h = vy1 - p->vy;
+        in_w = (int)ceil(fx1) - p->vx; /* ceil(fx1) <= ceil(W / s), the scaled width */
+        in_h = (int)ceil(fy1) - p->vy;
         box[0] = fx0 - p->vx;
         box[1] = fy0 - p->vy;
         box[2] = fx1 - p->vx;
@@ -239,6 +262,11 @@ static ln_status pipe_plan(void *ud, const ln_image_info *info, ln_decode_plan *
     }
     p->have_axes = true;
     plan->scale_denom = s;
+    st = ln_resample_stream_init(&p->stream, &p->ax, &p->ay, 4,
+                                 ln_resample_axis_lo(&p->ax), pipe_out, p, err, errlen);
+    if (st != LN_OK) return st;
+    p->have_stream = true;
+    /* the region: what the axes read, in scaled-image pixels */
     plan->x0 = p->vx + ln_resample_axis_lo(&p->ax);
     plan->x1 = p->vx + ln_resample_axis_hi(&p->ax);
     plan->y0 = p->vy + ln_resample_axis_lo(&p->ay);
@@ -246,28 +274,20 @@ static ln_status pipe_plan(void *ud, const ln_image_info *info, ln_decode_plan *
     return LN_OK;
 }
 
-/* Decode as planned, resample into an 8-bit (size, size, 3) crop, normalise into out. */
+/* Decode as planned (RGBX), streaming rows through the resampler into out. */
 static ln_status pipe_run(pipe *p, const uint8_t *buf, size_t len, float *out,
                           ln_image_info *info, char *err, size_t errlen) {
     ln_image_info tmp_info;
     if (!info) info = &tmp_info;
-    ln_image img;
-    int ox, oy;
-    ln_status st = ln_image_decode_region(buf, len, pipe_plan, p, &img, &ox, &oy, info, err,
-                                          errlen);
-    if (st == LN_OK) {
-        const int size = p->cfg->size;
-        ln_image crop = {malloc((size_t)size * size * 3), size, size, 3, (size_t)size * 3};
-        if (!crop.data) {
-            st = ln_image_fail(err, errlen, LN_ERR_NOMEM, "image pipeline: out of memory");
-        } else {
-            st = ln_resample_run(&img, ox - p->vx, oy - p->vy, &p->ax, &p->ay, crop.data,
-                                 crop.stride, err, errlen);
-            if (st == LN_OK) ln_image_to_chw(&crop, p->flip, p->cfg->mean, p->cfg->std, out);
-            free(crop.data);
-        }
-        ln_image_free(&img);
-    }
+    p->out = out;
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            p->lut[c][v] = ((float)v / 255.0f - p->cfg->mean[c]) / p->cfg->std[c];
+    ln_status st = ln_image_decode_rows(buf, len, pipe_plan, pipe_row, p, 4, info, err, errlen);
+    if (st == LN_OK && p->stream.next != p->ay.n)
+        st = ln_image_fail(err, errlen, LN_ERR_IO, "image pipeline: %d of %d rows produced",
+                           p->stream.next, p->ay.n);
+    if (p->have_stream) ln_resample_stream_free(&p->stream);
     if (p->have_axes) {
         ln_resample_axis_free(&p->ax);
         ln_resample_axis_free(&p->ay);
