@@ -496,22 +496,22 @@ ln_status ln_folder_index_load(ln_ctx *ctx, const char *dir, const char *cache_d
         ln_strf(info->cache_note, sizeof info->cache_note, "cache folder path too long");
     }
 
-    if (info->cache_path[0]) {
-        FILE *f = fopen(info->cache_path, "rb");
-        if (f) {
-            fclose(f);
-            uint8_t *buf;
-            size_t len;
-            LN_TRY(ln_read_file(ctx, "image_folder", info->cache_path, &buf, &len));
-            const char *why;
-            bool hit = parse_cache(buf, len, top, ix, &why);
-            free(buf);
-            if (hit) {
-                info->cache_hit = true;
-                return LN_OK;
-            }
-            if (!*why) return nomem(ctx);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (info->cache_path[0] && access(info->cache_path, F_OK) == 0) {
+        ln_status st = ln_read_file(ctx, "image_folder", info->cache_path, &buf, &len);
+        if (st == LN_ERR_NOMEM) return st;
+        if (st != LN_OK) ln_ctx_clear_error(ctx); /* unreadable: scan and try to rewrite it */
+    }
+    if (buf) {
+        const char *why;
+        bool hit = parse_cache(buf, len, top, ix, &why);
+        free(buf);
+        if (hit) {
+            info->cache_hit = true;
+            return LN_OK;
         }
+        if (!*why) return nomem(ctx);
     }
 
     scan s = {.ctx = ctx, .top = top};
