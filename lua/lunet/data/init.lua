@@ -146,7 +146,8 @@ end
 
 --- IDX files (MNIST-style; plain or .gz). opts: images, labels (paths), transform =
 -- "eval" ("train": random crop with `padding` = 2 and flip with probability `flip`
--- = 0, i.e. no flip unless asked), mean = 0, std = 1 (values in [0,1]).
+-- = 0, i.e. no flip unless asked), mean = 0, std = 1 (values in [0,1]),
+-- class_names (an optional list, class 1 first).
 function data.idx(opts)
   check_keys("idx", opts, { "images", "labels", "transform", "padding", "flip", "mean", "std",
                             "log", "class_names" })
