@@ -19,6 +19,8 @@ local function usage()
     "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--classes=N] [--json]",
     "                     parameters, multiply-adds and FLOPs of a model, per layer",
     "                     (`lunet summary --help` for the options)",
+    "  bench-data --dataset_path=DIR [--workers=N] [--split=train|val]",
+    "                     images/s of the data pipeline, and of torchvision's",
     "  -h, --help         this text",
   }, "\n") .. "\n"
 end
@@ -26,6 +28,7 @@ end
 M.commands = {
   demo = function(...) return require("lunet.demo").run(...) end,
   summary = function(...) return require("lunet.summary").main(...) end,
+  ["bench-data"] = function(...) return require("lunet.data.bench").main(...) end,
 }
 
 -- True when path names a readable regular file (not a directory).

@@ -62,11 +62,12 @@ lunet.cuda = {
 lunet.nn = require "lunet.nn"
 
 --- Parts loaded on first use: `lunet.models` (the model zoo), `lunet.reg` (the
--- orthogonality regulariser) and `lunet.summary(model, input_shape)`.
+-- orthogonality regulariser), `lunet.data` (datasets and loaders) and
+-- `lunet.summary(model, input_shape)`.
 lunet.summary = function(...) return require("lunet.summary").summary(...) end
 setmetatable(lunet, {
   __index = function(t, k)
-    if k == "models" or k == "reg" then
+    if k == "models" or k == "reg" or k == "data" then
       local m = require("lunet." .. k)
       rawset(t, k, m)
       return m

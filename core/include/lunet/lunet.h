@@ -7,4 +7,5 @@
 #include "autograd.h"
 #include "ops.h"
 #include "init.h"
+#include "data.h"
 #endif
