@@ -33,20 +33,20 @@ static int l_save_safetensors(lua_State *L) {
     ln_save_opts opts = {0};
     if (!lua_isnoneornil(L, 5)) {
         lua_Integer n = lb_int_arg(L, 5, fn, "fail_after_bytes");
-        if (n < 0) return lb_error(L, "%s: fail_after_bytes must be >= 0, got %lld", fn, (long long)n);
+        if (n < 0) return lb_error(L, "%s: fail_after_bytes must be >= 0, got %I", fn, n);
         opts.fail_after_bytes = n;
     }
     lua_Integer n = luaL_len(L, 2);
     if (luaL_len(L, 3) != n)
-        return lb_error(L, "%s: %lld names but %lld tensors", fn, (long long)n, (long long)luaL_len(L, 3));
+        return lb_error(L, "%s: %I names but %I tensors", fn, n, luaL_len(L, 3));
     if (n > INT32_MAX) return lb_error(L, "%s: too many tensors", fn);
     ln_named_tensor *ts = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *ts, 0);
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_geti(L, 2, i) != LUA_TSTRING)
-            return lb_error(L, "%s: name %lld is a %s, not a string", fn, (long long)i, luaL_typename(L, -1));
+            return lb_error(L, "%s: name %I is a %s, not a string", fn, i, luaL_typename(L, -1));
         ts[i - 1].name = lua_tostring(L, -1); /* kept alive by the names table */
         if (strlen(ts[i - 1].name) != lua_rawlen(L, -1))
-            return lb_error(L, "%s: name %lld contains a NUL character", fn, (long long)i);
+            return lb_error(L, "%s: name %I contains a NUL character", fn, i);
         lua_pop(L, 1);
         lua_geti(L, 3, i);
         ts[i - 1].tensor = lb_to_tensor(L, -1);
@@ -158,7 +158,7 @@ static int l_set_rng_state(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE)
         return lb_error(L, "set_rng_state: expected a table of 4 words, got %s", luaL_typename(L, 1));
     if (luaL_len(L, 1) != 4)
-        return lb_error(L, "set_rng_state: expected 4 words, got %lld", (long long)luaL_len(L, 1));
+        return lb_error(L, "set_rng_state: expected 4 words, got %I", luaL_len(L, 1));
     uint64_t s[4];
     for (int i = 0; i < 4; i++) s[i] = rng_word(L, i + 1);
     if (!(s[0] | s[1] | s[2] | s[3]))

@@ -97,18 +97,21 @@ function M.save(path, opts)
     local sd = opt:state_dict()
     local info = { class = getmetatable(opt) and getmetatable(opt).__name or "?", params = {} }
     for i, p in ipairs(opt.params) do info.params[i] = param_name(names, p, i) end
+    local buffer_names = {}
     for k, v in pairs(sd) do
       if type(v) == "table" then
         local kind = kind_of(k)
         for i, buf in pairs(v) do
           local name = OPT_PREFIX .. kind .. "." .. info.params[i]
           tensors[name] = buf
-          order[#order + 1] = name
+          buffer_names[#buffer_names + 1] = name
         end
       else
         info[k] = v
       end
     end
+    table.sort(buffer_names) -- after the model's tensors, in a stable order
+    table.move(buffer_names, 1, #buffer_names, #order + 1, order)
     meta["lunet.optimizer"] = lio.json_encode(info)
   end
   local ok, err = pcall(function()
@@ -119,28 +122,15 @@ function M.save(path, opts)
     meta["lunet.rng"] = lio.json_encode(core.get_rng_state())
   end)
   if not ok then error(("%s: %s"):format(fn, bare(err)), 2) end
-  -- optimiser buffers after the model's tensors, each group in a stable order
-  local first_opt = 1
-  for i, name in ipairs(order) do
-    if name:sub(1, #OPT_PREFIX) == OPT_PREFIX then first_opt = i; break end
-    first_opt = i + 1
-  end
-  local opt_names = { table.unpack(order, first_opt) }
-  table.sort(opt_names)
-  for i, name in ipairs(opt_names) do order[first_opt + i - 1] = name end
   ok, err = pcall(lio.save_safetensors, path, tensors, meta,
                   { order = order, fail_after_bytes = opts.fail_after_bytes })
   if not ok then error(("%s: %s"):format(fn, bare(err)), 2) end
 end
 
-local function decode(path, meta, key, required)
+-- The JSON value of metadata entry key (nil when absent or null).
+local function decode(path, meta, key)
   local text = meta[key]
-  if text == nil then
-    if required then
-      error(("checkpoint.load: '%s' lacks the metadata entry '%s'"):format(path, key), 0)
-    end
-    return nil
-  end
+  if text == nil then return nil end
   local ok, v = pcall(lio.json_decode, text)
   if not ok then error(("checkpoint.load: '%s': metadata '%s' is not valid JSON (%s)"):format(path, key, bare(v)), 0) end
   if v == lio.null then return nil end

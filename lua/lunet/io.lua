@@ -78,8 +78,8 @@ function M.save_safetensors(path, tensors, metadata, opts)
     end
     meta[k] = v
   end
-  local ok, err = pcall(core.save_safetensors, path, names, list, meta, opts.fail_after_bytes)
-  if not ok then error(err, 2) end
+  -- core errors already carry the position of the caller outside lua/lunet
+  core.save_safetensors(path, names, list, meta, opts.fail_after_bytes)
 end
 
 --- Reads a safetensors file: tensors by name, metadata, names in file order.
@@ -87,8 +87,7 @@ function M.load_safetensors(path)
   if type(path) ~= "string" then
     error(("load_safetensors: path must be a string, got %s"):format(type(path)), 2)
   end
-  local ok, names, list, meta = pcall(core.load_safetensors, path)
-  if not ok then error(names, 2) end
+  local names, list, meta = core.load_safetensors(path)
   local tensors = {}
   for i, name in ipairs(names) do tensors[name] = list[i] end
   return tensors, meta, names

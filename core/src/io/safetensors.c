@@ -433,7 +433,7 @@ static ln_status parse_entry(ln_ctx *ctx, const char *path, const char *name, co
         return BAD("load_safetensors: '%s': tensor '%s' has a shape %s whose size overflows", path, name, shp);
     if (e->begin > e->end || e->end > data_bytes)
         return BAD("load_safetensors: '%s': tensor '%s' has data_offsets [%lld, %lld] outside the "
-                   "data section of %lld bytes", path, name, (long long)e->begin, (long long)e->end,
+                   "data section of %lld bytes (a truncated file?)", path, name, (long long)e->begin, (long long)e->end,
                    (long long)data_bytes);
     if (e->end - e->begin != numel * e->dtype->elem_size)
         return BAD("load_safetensors: '%s': tensor '%s' %s %s needs %lld bytes but data_offsets [%lld, %lld] "
