@@ -4,7 +4,7 @@
 --                                  best_acc = 0.71, config = cfg, extra = {...}})
 --     local ck = lunet.checkpoint.load(path)
 --         -- {path, format, tensors, aliases, optimizer, epoch, best_acc, rng, config, extra}
---     lunet.checkpoint.restore(path, {model = net, optimizer = opt[, rng = true]})
+--     lunet.checkpoint.restore(path, {model = net, optimizer = opt[, rng = true][, strict = false]})
 --
 -- The file holds the model's state_dict tensors under their canonical names (a shared
 -- basis once), the optimiser's buffers as `optimizer.momentum.<parameter name>`, and
@@ -12,7 +12,8 @@
 -- lunet.config, lunet.optimizer, lunet.extra (JSON texts). save writes a temporary file
 -- in the same folder, fsyncs it and renames it over path, so a crash or a full disk
 -- never leaves a broken checkpoint and keeps the previous one. load raises an error
--- naming the path for a missing, truncated or foreign file.
+-- naming the path for a missing, truncated or foreign file; a plain safetensors file
+-- (no lunet metadata) loads as weights only.
 -- @module lunet.checkpoint
 local core = require "lunet.core"
 local lio = require "lunet.io"
@@ -143,14 +144,14 @@ local function load(path)
   if not ok then error("checkpoint.load: " .. bare(tensors), 0) end
   local format = meta["lunet.format"]
   if format == nil then
-    error(("checkpoint.load: '%s' is a safetensors file but not a lunet checkpoint (no lunet.format "
-      .. "metadata; lunet.io.load_safetensors reads plain files)"):format(path), 0)
+    -- a plain safetensors file (weights exported by another tool): weights only
+    return { path = path, tensors = tensors, aliases = {}, metadata = meta }
   end
   if format ~= M.FORMAT then
     error(("checkpoint.load: '%s' has format '%s'; this lunet reads '%s'"):format(path, format, M.FORMAT), 0)
   end
   local ck = {
-    path = path, format = format, tensors = {},
+    path = path, format = format, tensors = {}, metadata = meta,
     aliases = decode(path, meta, "lunet.aliases") or {},
     epoch = decode(path, meta, "lunet.epoch"),
     best_acc = decode(path, meta, "lunet.best_acc"),
@@ -189,8 +190,10 @@ end
 
 --- Reads a checkpoint: `{path, format, tensors = {name = tensor}, aliases = {alias =
 -- canonical}, optimizer = {class, params = {names}, lr, momentum, ..., steps,
--- buffers = {momentum = {param name = tensor}}}, epoch, best_acc, rng, config, extra}` (absent
--- entries nil). Errors name the path.
+-- buffers = {momentum = {param name = tensor}}}, epoch, best_acc, rng, config, extra,
+-- metadata}` (absent entries nil; metadata is the file's raw string table). A plain
+-- safetensors file without lunet metadata loads as weights only (format nil, every
+-- tensor in `tensors`). Errors name the path.
 function M.load(path)
   local ok, ck = pcall(load, path)
   if not ok then error(ck, 2) end
@@ -226,19 +229,23 @@ local function optimizer_state(path, ck, opt, names)
 end
 
 --- Loads a checkpoint into a model (values copied into its tensors, so sharing is
--- kept; strict names) and an optimiser (hyper-parameters, step count, buffers), and
--- when opts.rng is true, sets the context RNG to the saved state. Returns what load
--- returns.
+-- kept; names must match unless strict = false, shapes always) and an optimiser
+-- (hyper-parameters, step count, buffers), and when opts.rng is true, sets the
+-- context RNG to the saved state. Returns what load returns.
 function M.restore(path, opts)
   local fn = "checkpoint.restore"
   if type(opts) ~= "table" then error(("%s: expected an options table, got %s"):format(fn, type(opts)), 2) end
-  check_keys(fn, opts, { model = true, optimizer = true, rng = true })
+  check_keys(fn, opts, { model = true, optimizer = true, rng = true, strict = true })
+  if opts.strict ~= nil and type(opts.strict) ~= "boolean" then
+    error(("%s: strict must be a boolean, got %s"):format(fn, type(opts.strict)), 2)
+  end
   local ok, ck = pcall(load, path)
   if not ok then error((ck:gsub("^checkpoint%.load:", fn .. ":")), 2) end
   local names
   if opts.model ~= nil then
     names = canonical_names(opts.model)
-    local okm, err = pcall(opts.model.load_state_dict, opts.model, { tensors = ck.tensors, aliases = ck.aliases })
+    local okm, err = pcall(opts.model.load_state_dict, opts.model, { tensors = ck.tensors, aliases = ck.aliases },
+                           opts.strict ~= false)
     if not okm then error(("%s: '%s': %s"):format(fn, path, bare(err)), 2) end
   end
   if opts.optimizer ~= nil then

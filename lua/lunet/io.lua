@@ -201,7 +201,7 @@ local UNESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n =
 local function decode_string(s, pos)
   local out, i = {}, pos + 1
   while true do
-    local j = s:find('["\\%c]', i)
+    local j = s:find('["\\\0-\31]', i)
     if not j then decode_error(s, pos, "unterminated string") end
     out[#out + 1] = s:sub(i, j - 1)
     local c = s:sub(j, j)

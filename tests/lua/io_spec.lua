@@ -119,6 +119,7 @@ describe("lunet.io JSON", function()
   it("decodes strictly", function()
     assert.are.same({ a = { 1, 2.5, -3e2 }, b = "\u{e9}\u{1F600}" }, lio.json_decode ' {"a": [1, 2.5, -3e2], "b": "\\u00e9\\ud83d\\ude00"} ')
     assert.are.equal(lio.null, lio.json_decode "null")
+    assert.are.equal("\127", lio.json_decode '"\127"')
     for _, bad in ipairs { "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "1e", "'x'", "{\"a\" 1}", "[1] 2",
                            "\"\\x\"", "\"a\nb\"", "\"\\ud800\"", "tru", "{\"a\":1,\"a\":2}", "\"\255\"" } do
       local ok = pcall(lio.json_decode, bad)

@@ -10,6 +10,7 @@
 typedef struct parser {
     const char *s;
     size_t len, pos;
+    size_t values; /* parsed so far, against LN_JSON_MAX_VALUES */
     char *err;
     size_t errlen;
 } parser;
@@ -251,6 +252,7 @@ static bool parse_container(parser *p, ln_json *v, int depth, bool object) {
 
 static bool parse_value(parser *p, ln_json *v, int depth) {
     if (depth > LN_JSON_MAX_DEPTH) return fail(p, "nesting deeper than %d", LN_JSON_MAX_DEPTH);
+    if (++p->values > LN_JSON_MAX_VALUES) return fail(p, "more than %d values", LN_JSON_MAX_VALUES);
     skip_ws(p);
     if (p->pos >= p->len) return fail(p, "unexpected end of text");
     v->pos = p->pos;
@@ -269,7 +271,7 @@ static bool parse_value(parser *p, ln_json *v, int depth) {
 }
 
 bool ln_json_parse(const char *text, size_t len, ln_json *out, char *err, size_t errlen) {
-    parser p = {text, len, 0, err, errlen};
+    parser p = {text, len, 0, 0, err, errlen};
     ln_json v;
     memset(&v, 0, sizeof v);
     if (!parse_value(&p, &v, 1)) {

@@ -1,8 +1,9 @@
 /* A small strict JSON parser (RFC 8259) for file headers such as safetensors'. It
  * builds a tree of values; it rejects anything the grammar does not allow (trailing
  * commas, comments, leading zeros, control characters in strings, invalid UTF-8, lone
- * surrogates, nesting deeper than LN_JSON_MAX_DEPTH, bytes after the value other than
- * whitespace). Numbers keep their text's exact value only when it is a non-negative
+ * surrogates, nesting deeper than LN_JSON_MAX_DEPTH, more than LN_JSON_MAX_VALUES
+ * values (which bounds the memory a hostile text can make it take), bytes after the
+ * value other than whitespace). Numbers keep their text's exact value only when it is a non-negative
  * integer below 2^63 (is_uint); any other number is still valid JSON, flagged so. */
 #ifndef LUNET_IO_JSON_H
 #define LUNET_IO_JSON_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #define LN_JSON_MAX_DEPTH 64
+#define LN_JSON_MAX_VALUES (1 << 22)
 
 typedef enum ln_json_kind {
     LN_JSON_NULL, LN_JSON_FALSE, LN_JSON_TRUE, LN_JSON_NUMBER, LN_JSON_STRING,

@@ -600,7 +600,11 @@ ln_status ln_safetensors_load(ln_ctx *ctx, const char *path, ln_safetensors **ou
     header = malloc(hlen);
     if (!header) { s = ln_fail(ctx, LN_ERR_NOMEM, "load_safetensors: out of memory reading '%s'", path); goto done; }
     if (fread(header, 1, hlen, f) != hlen) { s = BAD("load_safetensors: '%s' is truncated (in the header)", path); goto done; }
-    if (header[0] != '{') {
+    size_t first = 0;
+    while (first < hlen && (header[first] == ' ' || header[first] == '\t' || header[first] == '\n' ||
+                            header[first] == '\r'))
+        first++;
+    if (first == hlen || header[first] != '{') {
         s = BAD("load_safetensors: '%s' is not a safetensors file (the header does not start with '{')", path);
         goto done;
     }
