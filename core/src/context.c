@@ -123,3 +123,8 @@ void ln_ctx_set_backend(ln_ctx *ctx, ln_backend_pref pref) { ctx->backend = pref
 
 bool ln_cuda_available(ln_ctx *ctx) { (void)ctx; return ln_cuda_compiled() && ln_cuda_count() > 0; }
 int ln_cuda_device_count(ln_ctx *ctx) { (void)ctx; return ln_cuda_compiled() ? ln_cuda_count() : 0; }
+
+void ln_ctx_set_cudnn_benchmark(ln_ctx *ctx, bool on) { ctx->cudnn_benchmark = on; }
+bool ln_ctx_cudnn_benchmark(const ln_ctx *ctx) { return ctx->cudnn_benchmark; }
+void ln_ctx_set_cudnn_deterministic(ln_ctx *ctx, bool on) { ctx->cudnn_deterministic = on; }
+bool ln_ctx_cudnn_deterministic(const ln_ctx *ctx) { return ctx->cudnn_deterministic; }

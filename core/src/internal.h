@@ -20,6 +20,8 @@ struct ln_ctx {
     uint64_t rng[4];               /* xoshiro256** state */
     uint64_t backward_epoch;       /* marks nodes visited by one backward pass */
     struct ln_cuda_state *cuda;    /* lazily created; NULL until a CUDA call */
+    bool cudnn_benchmark;          /* see ln_ctx_set_cudnn_benchmark */
+    bool cudnn_deterministic;      /* see ln_ctx_set_cudnn_deterministic */
     uint64_t allocated_total;      /* bytes of every storage ever allocated (GC pacing) */
     ln_oom_hook oom_hook;          /* see ln_ctx_set_oom_hook; run by ln_ctx_run_oom_hook */
     void *oom_ud;

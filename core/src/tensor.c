@@ -1,7 +1,8 @@
 /* Tensor and storage lifetime, metadata, views, copies and random fills.
  * CPU storage is 64-byte aligned host memory; CUDA storage comes from the context's
- * caching allocator (cuda/). Copies that involve a device stage through the host
- * unless both sides are contiguous with the same dtype. */
+ * caching allocator (cuda/). Copies between device views of one dtype run on the
+ * device (a strided-copy kernel); copies between host and device move contiguous
+ * blocks, and dtype conversions involving a device go through the host. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -360,6 +361,17 @@ ln_status ln_tensor_item(ln_ctx *ctx, const ln_tensor *t, double *value) {
 }
 
 /* ------------------------------------------------------------ copies */
+/* Same dtype, both on the device: one memcpy when both are contiguous, otherwise the
+ * strided-copy kernel. */
+static ln_status device_copy(ln_ctx *ctx, ln_tensor *dst, const ln_tensor *src) {
+    size_t es = ln_dtype_size(dst->dtype);
+    if (ln_tensor_is_contiguous(dst) && ln_tensor_is_contiguous(src))
+        return ln_cuda_memcpy_d2d(ctx, ln_tensor_data(dst), ln_tensor_data(src),
+                                  (size_t)ln_tensor_numel(dst) * es);
+    return ln_cuda_strided_copy(ctx, es, dst->ndim, dst->shape, ln_tensor_data(dst), dst->strides,
+                                ln_tensor_data(src), src->strides);
+}
+
 ln_status ln_tensor_copy_(ln_ctx *ctx, ln_tensor *dst, const ln_tensor *src) {
     if (ln_tensor_numel(dst) != ln_tensor_numel(src) || !ln_tensor_same_shape(dst, src)) {
         char a[256], b[256];
@@ -369,71 +381,53 @@ ln_status ln_tensor_copy_(ln_ctx *ctx, ln_tensor *dst, const ln_tensor *src) {
     }
     bool dcpu = dst->storage->device.type == LN_CPU, scpu = src->storage->device.type == LN_CPU;
     if (dcpu && scpu) { cpu_copy(dst, src); return LN_OK; }
+    if (!dcpu && !scpu && dst->dtype == src->dtype) return device_copy(ctx, dst, src);
+    /* Between host and device, or converting dtypes: strided views are made contiguous
+     * on their own side, dtypes are converted on the host. */
     size_t nbytes = (size_t)ln_tensor_numel(dst) * ln_dtype_size(dst->dtype);
-    if (dst->dtype == src->dtype && ln_tensor_is_contiguous(dst) && ln_tensor_is_contiguous(src)) {
-        if (dcpu) return ln_cuda_memcpy_d2h(ctx, ln_tensor_data(dst), ln_tensor_data(src), nbytes);
-        if (scpu) return ln_cuda_memcpy_h2d(ctx, ln_tensor_data(dst), ln_tensor_data(src), nbytes);
-        return ln_cuda_memcpy_d2d(ctx, ln_tensor_data(dst), ln_tensor_data(src), nbytes);
-    }
-    /* General case: stage through host tensors of the right layout. */
     ln_status st;
-    ln_tensor *hs = NULL, *hd = NULL;
+    ln_tensor *hs = NULL, *hd = NULL, *dd = NULL;
     if (scpu) {
         hs = (ln_tensor *)src;
         ln_tensor_retain(hs);
     } else {
-        LN_CHECK(st, ln_tensor_empty(ctx, src->dtype, ln_cpu(), src->ndim, src->shape, &hs), done);
         ln_tensor *sc = NULL;
-        LN_CHECK(st, ln_tensor_contiguous(ctx, src, &sc), done); /* device-side staging */
-        st = ln_cuda_memcpy_d2h(ctx, ln_tensor_data(hs), ln_tensor_data(sc),
-                                (size_t)ln_tensor_numel(sc) * ln_dtype_size(sc->dtype));
+        LN_CHECK(st, ln_tensor_contiguous(ctx, src, &sc), done); /* on the device */
+        st = ln_tensor_empty(ctx, src->dtype, ln_cpu(), src->ndim, src->shape, &hs);
+        if (st == LN_OK)
+            st = ln_cuda_memcpy_d2h(ctx, ln_tensor_data(hs), ln_tensor_data(sc),
+                                    (size_t)ln_tensor_numel(sc) * ln_dtype_size(sc->dtype));
         ln_tensor_release(sc);
         if (st != LN_OK) goto done;
     }
     if (dcpu) {
         cpu_copy(dst, hs);
+        st = LN_OK;
+        goto done;
+    }
+    if (hs->dtype == dst->dtype && ln_tensor_is_contiguous(hs)) {
+        hd = hs;
+        ln_tensor_retain(hd);
     } else {
         LN_CHECK(st, ln_tensor_empty(ctx, dst->dtype, ln_cpu(), dst->ndim, dst->shape, &hd), done);
         cpu_copy(hd, hs);
-        if (ln_tensor_is_contiguous(dst)) {
-            st = ln_cuda_memcpy_h2d(ctx, ln_tensor_data(dst), ln_tensor_data(hd), nbytes);
-        } else {
-            /* strided device destination: read it back, patch, write whole storage span */
-            st = ln_fail(ctx, LN_ERR_UNSUPPORTED, "copy: writing into a non-contiguous CUDA view is not supported yet");
-        }
+    }
+    if (ln_tensor_is_contiguous(dst)) {
+        st = ln_cuda_memcpy_h2d(ctx, ln_tensor_data(dst), ln_tensor_data(hd), nbytes);
+    } else { /* strided device destination: a contiguous device stage, then the kernel */
+        LN_CHECK(st, ln_tensor_empty(ctx, dst->dtype, dst->storage->device, dst->ndim, dst->shape, &dd), done);
+        LN_CHECK(st, ln_cuda_memcpy_h2d(ctx, ln_tensor_data(dd), ln_tensor_data(hd), nbytes), done);
+        st = device_copy(ctx, dst, dd);
     }
 done:
     ln_tensor_release(hs);
     ln_tensor_release(hd);
+    ln_tensor_release(dd);
     return st;
 }
 
 ln_status ln_tensor_clone(ln_ctx *ctx, const ln_tensor *t, ln_tensor **out) {
     LN_TRY(ln_tensor_empty_like(ctx, t, out));
-    if (t->storage->device.type != LN_CPU && !ln_tensor_is_contiguous(t)) {
-        /* device strided gather through the host */
-        ln_tensor *host;
-        ln_status st = ln_tensor_empty(ctx, t->dtype, ln_cpu(), t->ndim, t->shape, &host);
-        if (st == LN_OK) {
-            ln_tensor *hsrc;
-            st = ln_tensor_empty(ctx, t->dtype, ln_cpu(), 1, (int64_t[]){
-                                     (int64_t)(t->storage->nbytes / ln_dtype_size(t->dtype))}, &hsrc);
-            if (st == LN_OK) {
-                st = ln_cuda_memcpy_d2h(ctx, hsrc->storage->data, t->storage->data, t->storage->nbytes);
-                if (st == LN_OK) {
-                    ln_tensor view = *t;
-                    view.storage = hsrc->storage;
-                    cpu_copy(host, &view);
-                    st = ln_cuda_memcpy_h2d(ctx, ln_tensor_data(*out), ln_tensor_data(host),
-                                            (size_t)ln_tensor_numel(host) * ln_dtype_size(t->dtype));
-                }
-                ln_tensor_release(hsrc);
-            }
-            ln_tensor_release(host);
-        }
-        if (st != LN_OK) { ln_tensor_release(*out); *out = NULL; }
-        return st;
-    }
     ln_status st = ln_tensor_copy_(ctx, *out, t);
     if (st != LN_OK) { ln_tensor_release(*out); *out = NULL; }
     return st;

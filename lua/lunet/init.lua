@@ -56,10 +56,21 @@ lunet.get_num_threads = core.get_num_threads
 lunet.set_backend = core.set_backend
 lunet.get_backend = core.get_backend
 
---- CUDA: whether this build has CUDA and a usable device, and how many devices.
+--- CUDA: whether this build has CUDA and a usable device, and how many devices;
+-- `memory_stats()` the caching allocator's counters ({allocated, cached,
+-- peak_allocated (bytes), n_cuda_malloc, n_cuda_free, n_reused}; zeros before the
+-- first CUDA tensor), `synchronize()` waits for the device's queued work,
+-- `empty_cache()` returns cached blocks to the driver; `cudnn_benchmark([on])` and
+-- `cudnn_deterministic([on])` read (and set) how conv2d picks its cuDNN algorithms
+-- (timed once per shape; deterministic ones only).
 lunet.cuda = {
   available = core.cuda_available,
   device_count = core.cuda_device_count,
+  memory_stats = core.cuda_memory_stats,
+  synchronize = core.cuda_synchronize,
+  empty_cache = core.cuda_empty_cache,
+  cudnn_benchmark = core.cudnn_benchmark,
+  cudnn_deterministic = core.cudnn_deterministic,
 }
 
 lunet.nn = require "lunet.nn"

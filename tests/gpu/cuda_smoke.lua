@@ -1,8 +1,8 @@
 -- GPU smoke test through the Lua API, run by scripts/gpu_run.sh on the GPU machine
--- (`lunet tests/gpu/cuda_smoke.lua`): tensors moved to cuda, the ops that have CUDA
--- kernels (relu, relu6, sigmoid) forward and backward against the CPU, gradient
--- accumulation on the device, and clear errors for mixed devices and for ops that
--- have no CUDA kernel yet. Exits 77 (skipped) when no CUDA device is usable.
+-- (`lunet tests/gpu/cuda_smoke.lua`): tensors moved to cuda, relu, relu6 and sigmoid
+-- forward and backward against the CPU, gradient accumulation on the device, conv2d
+-- on the device, and clear errors for mixed devices and bad labels. Exits 77
+-- (skipped) when no CUDA device is usable.
 local lunet = require "lunet"
 local F = lunet.nn.functional
 
@@ -54,8 +54,12 @@ check(ok, "gradient accumulation on the device")
 -- mixed devices and missing kernels are errors with messages, not crashes
 local okm, msg = pcall(function() return lunet.randn{3}:cuda() + lunet.randn{3} end)
 check(not okm and tostring(msg):find("device"), "mixed-device add is an error: " .. tostring(msg))
-local okc, msgc = pcall(F.conv2d, lunet.randn{1, 1, 3, 3}:cuda(), lunet.randn{1, 1, 3, 3}:cuda())
-check(not okc and tostring(msgc):find("CUDA"), "conv2d on cuda reports no kernel yet: " .. tostring(msgc))
+local cx, cw = lunet.randn{2, 3, 7, 7}, lunet.randn{4, 3, 3, 3}
+local okc, yc = pcall(F.conv2d, cx:cuda(), cw:cuda(), nil, { padding = 1 })
+check(okc and yc:device() == "cuda:0", "conv2d runs on cuda: " .. tostring(okc and "" or yc))
+check(okc and max_abs_diff(yc, F.conv2d(cx, cw, nil, { padding = 1 })) <= 1e-4, "conv2d on cuda matches the CPU")
+local okl, msgl = pcall(F.cross_entropy, lunet.randn{2, 3}:cuda(), lunet.tensor({1, 4}, { dtype = "i64" }):cuda())
+check(not okl and tostring(msgl):find("label"), "a bad label on cuda is an error: " .. tostring(msgl))
 
 print(string.format("%d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)

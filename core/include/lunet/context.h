@@ -65,4 +65,32 @@ void ln_ctx_set_oom_hook(ln_ctx *ctx, ln_oom_hook hook, void *ud);
 bool ln_cuda_available(ln_ctx *ctx);
 int ln_cuda_device_count(ln_ctx *ctx);
 
+/* How conv2d picks its cuDNN algorithms (CUDA only; both off by default). benchmark:
+ * time the candidates once per shape (cudnnFind*) instead of asking cuDNN's
+ * heuristics. deterministic: only algorithms whose results do not change from run to
+ * run (no atomics). Choices are cached per shape and per setting. */
+void ln_ctx_set_cudnn_benchmark(ln_ctx *ctx, bool on);
+bool ln_ctx_cudnn_benchmark(const ln_ctx *ctx);
+void ln_ctx_set_cudnn_deterministic(ln_ctx *ctx, bool on);
+bool ln_ctx_cudnn_deterministic(const ln_ctx *ctx);
+
+/* The context's CUDA caching allocator. */
+typedef struct ln_cuda_mem_stats {
+    size_t allocated;       /* bytes in blocks handed out (rounded sizes) */
+    size_t cached;          /* bytes in free blocks kept for reuse */
+    size_t peak_allocated;  /* high-water mark of `allocated` */
+    int64_t n_cuda_malloc;  /* successful cudaMalloc calls */
+    int64_t n_cuda_free;    /* cudaFree calls (cache emptied, OOM retry, teardown) */
+    int64_t n_reused;       /* requests served from the cache */
+} ln_cuda_mem_stats;
+/* The allocator's counters; all zero before the first CUDA allocation (and always in
+ * a build without CUDA). */
+void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out);
+/* Returns cached, unused blocks to the driver (after waiting for the stream); LN_OK
+ * when no CUDA state exists. */
+ln_status ln_cuda_empty_cache(ln_ctx *ctx);
+/* Waits for all work queued on the context's stream; LN_OK when no CUDA state exists
+ * (kernel errors of earlier asynchronous launches surface here). */
+ln_status ln_cuda_synchronize(ln_ctx *ctx);
+
 #endif

@@ -21,19 +21,8 @@ int ln_cuda_count(void);
 /* Caching allocator: sizes are rounded up and blocks reused best-fit. */
 ln_status ln_cuda_malloc(ln_ctx *ctx, int device, size_t nbytes, void **ptr);
 void ln_cuda_free(ln_ctx *ctx, int device, void *ptr);
-/* Returns cached, unused blocks to the driver (after waiting for the stream). */
-ln_status ln_cuda_empty_cache(ln_ctx *ctx);
-
-typedef struct ln_cuda_mem_stats {
-    size_t allocated;       /* bytes in blocks handed out (rounded sizes) */
-    size_t cached;          /* bytes in free blocks kept for reuse */
-    size_t peak_allocated;  /* high-water mark of `allocated` */
-    int64_t n_cuda_malloc;  /* successful cudaMalloc calls */
-    int64_t n_cuda_free;    /* cudaFree calls (cache emptied, OOM retry, teardown) */
-    int64_t n_reused;       /* requests served from the cache */
-} ln_cuda_mem_stats;
-/* The allocator's counters; all zero before the first CUDA allocation. */
-void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out);
+/* ln_cuda_empty_cache, ln_cuda_memory_stats (and ln_cuda_mem_stats) and
+ * ln_cuda_synchronize are public: lunet/context.h. */
 
 /* A scratch buffer of at least nbytes owned by the context (cuDNN/cuBLAS workspace),
  * valid until the next call that asks for a larger one. */
@@ -43,8 +32,13 @@ ln_status ln_cuda_memcpy_h2d(ln_ctx *ctx, void *dst, const void *host_src, size_
 ln_status ln_cuda_memcpy_d2h(ln_ctx *ctx, void *host_dst, const void *src, size_t nbytes);
 ln_status ln_cuda_memcpy_d2d(ln_ctx *ctx, void *dst, const void *src, size_t nbytes);
 ln_status ln_cuda_memset0(ln_ctx *ctx, void *dst, size_t nbytes);
-/* Waits for the context's stream; LN_OK when no CUDA state exists yet. */
-ln_status ln_cuda_synchronize(ln_ctx *ctx);
+/* dst = src elementwise for two views of one shape (ndim dims, strides in elements,
+ * any non-negative strides; dst and src point at element 0 of each view) with
+ * elements of elem_size bytes (1, 4 or 8): the device-side strided copy behind
+ * contiguous(), clone() and copy_() of CUDA views. Asynchronous. */
+ln_status ln_cuda_strided_copy(ln_ctx *ctx, size_t elem_size, int ndim, const int64_t *shape,
+                               void *dst, const int64_t *dst_strides, const void *src,
+                               const int64_t *src_strides);
 /* y[i] += alpha * x[i] for n contiguous f32 values (gradient accumulation). */
 ln_status ln_cuda_axpy_f32(ln_ctx *ctx, int64_t n, float alpha, const float *x, float *y);
 

@@ -37,15 +37,21 @@ typedef struct ln_cuda_allocator {
     ln_cuda_mem_stats stats;
 } ln_cuda_allocator;
 
+/* cuDNN descriptors and chosen algorithms per conv2d shape (conv_cudnn.c). */
+struct ln_conv_cache;
+void ln_conv_cache_destroy(struct ln_conv_cache *cache);
+
 /* Owned by ctx->cuda; created by ln_cuda_init, freed by ln_cuda_destroy. */
 struct ln_cuda_state {
     int device;
+    int sm_count;          /* multiprocessors of the device (sizes the reduction grids) */
     cudaStream_t stream;   /* non-blocking stream: all of the context's work */
     cublasHandle_t cublas; /* bound to stream */
     cudnnHandle_t cudnn;   /* bound to stream */
     void *workspace;       /* a block of the allocator; grows, never shrinks */
     size_t workspace_size;
     ln_cuda_allocator alloc;
+    struct ln_conv_cache *conv_cache; /* NULL until the first conv2d */
 };
 
 /* The context's state with its device made current. LN_ERR_STATE when no CUDA
@@ -59,6 +65,11 @@ ln_status ln_cuda_check(ln_ctx *ctx, cudaError_t err, const char *what);
 ln_status ln_cublas_check(ln_ctx *ctx, cublasStatus_t st, const char *what);
 ln_status ln_cudnn_check(ln_ctx *ctx, cudnnStatus_t st, const char *what);
 
+/* The status of the kernel launch just made: "cuda: launching <what>: ...". */
+static inline ln_status ln_cuda_launched(ln_ctx *ctx, const char *what) {
+    return ln_cuda_check(ctx, cudaGetLastError(), what);
+}
+
 /* Returns every block, live or cached, to the driver (state teardown). */
 void ln_cuda_allocator_release_all(ln_cuda_allocator *a);
 
@@ -69,6 +80,16 @@ void ln_cuda_allocator_release_all(ln_cuda_allocator *a);
 static inline unsigned ln_cuda_blocks(int64_t n) {
     int64_t b = (n + LN_CUDA_BLOCK - 1) / LN_CUDA_BLOCK;
     return (unsigned)(b < LN_CUDA_MAX_BLOCKS ? b : LN_CUDA_MAX_BLOCKS);
+}
+
+/* Scratch device memory for one call's intermediate results, from the caching
+ * allocator. Freeing it right after the kernels that use it are queued is safe: its
+ * next owner's work is queued behind them on the same stream (allocator.c). */
+static inline ln_status ln_cuda_scratch(ln_ctx *ctx, size_t nbytes, void **ptr) {
+    return ln_cuda_malloc(ctx, ctx->cuda->device, nbytes, ptr);
+}
+static inline void ln_cuda_scratch_free(ln_ctx *ctx, void *ptr) {
+    ln_cuda_free(ctx, ctx->cuda->device, ptr);
 }
 
 #ifdef __cplusplus

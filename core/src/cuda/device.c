@@ -76,10 +76,15 @@ ln_status ln_cuda_init(ln_ctx *ctx, int device) {
     s->device = device;
     ln_status st;
     LN_CHECK(st, ln_cuda_check(ctx, cudaSetDevice(device), "cudaSetDevice"), fail);
+    LN_CHECK(st, ln_cuda_check(ctx, cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, device),
+                               "querying the multiprocessor count"), fail);
     LN_CHECK(st, ln_cuda_check(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
                                "creating the stream"), fail);
     LN_CHECK(st, ln_cublas_check(ctx, cublasCreate(&s->cublas), "creating the handle"), fail);
     LN_CHECK(st, ln_cublas_check(ctx, cublasSetStream(s->cublas, s->stream), "binding the stream"), fail);
+    /* full f32 GEMMs (no TF32), so results match the CPU within float rounding */
+    LN_CHECK(st, ln_cublas_check(ctx, cublasSetMathMode(s->cublas, CUBLAS_DEFAULT_MATH), "setting the math mode"),
+             fail);
     LN_CHECK(st, ln_cudnn_check(ctx, cudnnCreate(&s->cudnn), "creating the handle"), fail);
     LN_CHECK(st, ln_cudnn_check(ctx, cudnnSetStream(s->cudnn, s->stream), "binding the stream"), fail);
     ctx->cuda = s;
@@ -96,6 +101,7 @@ void ln_cuda_destroy(struct ln_cuda_state *s) {
     (void)cudaSetDevice(s->device);
     if (s->stream) (void)cudaStreamSynchronize(s->stream);
     ln_cuda_allocator_release_all(&s->alloc); /* the workspace is one of its blocks */
+    ln_conv_cache_destroy(s->conv_cache);
     if (s->cudnn) (void)cudnnDestroy(s->cudnn);
     if (s->cublas) (void)cublasDestroy(s->cublas);
     if (s->stream) (void)cudaStreamDestroy(s->stream);

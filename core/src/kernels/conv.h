@@ -1,4 +1,4 @@
-/* Convolution kernels: reference (double) and fast CPU (f32).
+/* Convolution kernels: reference (double), fast CPU (f32) and CUDA (f32).
  *
  * conv2d: x is (N,Cin,H,W), w is (Cout,Cin/groups,KH,KW), b is (Cout) or NULL,
  * y is (N,Cout,OH,OW) with OH = (H + 2*ph - KH)/sh + 1 (likewise OW): cross-correlation
@@ -49,5 +49,18 @@ void ln_cpu_conv1d_channels_fwd(ln_ctx *ctx, int64_t n, int64_t c, int64_t k, in
 void ln_cpu_conv1d_channels_bwd(ln_ctx *ctx, int64_t n, int64_t c, int64_t k, int64_t pad,
                                 const float *x, const float *w, const float *gy,
                                 float *gx, float *gw);
+
+/* CUDA: conv2d on cuDNN (cuda/conv_cudnn.c: algorithms chosen per shape and cached
+ * in the CUDA state), conv1d_channels on its own kernel (cuda/conv1d.cu). Device
+ * pointers; same contracts as above (gradient outputs may be NULL). */
+ln_status ln_cuda_conv2d_fwd(ln_ctx *ctx, const ln_conv_shape *s, const float *x,
+                             const float *w, const float *b, float *y);
+ln_status ln_cuda_conv2d_bwd(ln_ctx *ctx, const ln_conv_shape *s, const float *x,
+                             const float *w, const float *gy, float *gx, float *gw, float *gb);
+ln_status ln_cuda_conv1d_channels_fwd(ln_ctx *ctx, int64_t n, int64_t c, int64_t k, int64_t pad,
+                                      const float *x, const float *w, float *y);
+ln_status ln_cuda_conv1d_channels_bwd(ln_ctx *ctx, int64_t n, int64_t c, int64_t k, int64_t pad,
+                                      const float *x, const float *w, const float *gy,
+                                      float *gx, float *gw);
 
 #endif

@@ -1,5 +1,5 @@
 /* Elementwise kernels: broadcasting binary ops (add, sub, mul, div), a*scale+shift,
- * x^p and dropout masks; reference (double) and fast CPU (f32) versions.
+ * x^p and dropout masks; reference (double), fast CPU (f32) and CUDA (f32) versions.
  *
  * Broadcasting is numpy's: shapes are aligned at the right, and each dimension of an
  * input is either the output's extent or 1. The reference kernels take the aligned
@@ -56,5 +56,16 @@ void ln_cpu_affine(ln_ctx *ctx, int64_t n, const float *x, float scale, float sh
 void ln_cpu_pow_fwd(ln_ctx *ctx, int64_t n, const float *x, float p, float *y);
 void ln_cpu_pow_bwd(ln_ctx *ctx, int64_t n, const float *x, float p, const float *gy, float *gx);
 void ln_cpu_dropout_mask(ln_ctx *ctx, int64_t n, double p, float *mask);
+
+/* ---------------- CUDA (f32, contiguous device arrays; cuda/elementwise.cu) ----------------
+ * The same contracts as the fast CPU kernels. A CUDA dropout mask is made by
+ * ln_cpu_dropout_mask on the host and copied, so a seed gives the same mask on both. */
+ln_status ln_cuda_binary_fwd(ln_ctx *ctx, ln_binop op, const ln_bcast *bc, const float *a,
+                             const float *b, float *y);
+ln_status ln_cuda_binary_grad(ln_ctx *ctx, ln_binop op, int which, const ln_bcast *bc,
+                              const float *a, const float *b, const float *gy, float *g);
+ln_status ln_cuda_affine(ln_ctx *ctx, int64_t n, const float *x, float scale, float shift, float *y);
+ln_status ln_cuda_pow_fwd(ln_ctx *ctx, int64_t n, const float *x, float p, float *y);
+ln_status ln_cuda_pow_bwd(ln_ctx *ctx, int64_t n, const float *x, float p, const float *gy, float *gx);
 
 #endif

@@ -1,5 +1,6 @@
 /* Matrix products for matmul and linear: reference (double, contiguous row-major
- * loops) and the fast CPU GEMM (oneDNN's row-major dnnl_sgemm).
+ * loops), the fast CPU GEMM (oneDNN's row-major dnnl_sgemm) and the CUDA GEMM (cuBLAS,
+ * no TF32).
  *   matmul: y (M,N) = a (M,K) @ b (K,N); ga = gy @ b^T, gb = a^T @ gy
  *   linear: y (N,out) = x (N,in) @ w^T + bias, w (out,in), bias (out) or NULL;
  *           gx = gy @ w, gw = gy^T @ x, gbias = column sums of gy
@@ -28,5 +29,11 @@ ln_status ln_cpu_gemm(ln_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64
                       float *c, int64_t ldc);
 /* y (rows, cols) contiguous: every row set to bias (cols). */
 void ln_cpu_fill_rows(ln_ctx *ctx, int64_t rows, int64_t cols, const float *bias, float *y);
+
+/* CUDA (cuda/linear.cu): the same contracts on device pointers. */
+ln_status ln_cuda_gemm(ln_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                       float *c, int64_t ldc);
+ln_status ln_cuda_fill_rows(ln_ctx *ctx, int64_t rows, int64_t cols, const float *bias, float *y);
 
 #endif

@@ -1,5 +1,5 @@
 /* Optimiser update kernels, in place on n contiguous values: reference (double) and
- * fast CPU (f32). SGD with PyTorch's semantics (torch.optim.SGD):
+ * fast CPU and CUDA (f32). SGD with PyTorch's semantics (torch.optim.SGD):
  *   g = grad + weight_decay * param
  *   if momentum != 0:
  *       buf = first_step ? g : momentum * buf + (1 - dampening) * g
@@ -16,5 +16,8 @@ void ln_ref_sgd_step(int64_t n, double *param, const double *grad, double *buf,
                      bool first_step, const ln_sgd_params *p);
 void ln_cpu_sgd_step(ln_ctx *ctx, int64_t n, float *param, const float *grad, float *buf,
                      bool first_step, const ln_sgd_params *p);
+/* One fused kernel on device pointers (cuda/optim.cu). */
+ln_status ln_cuda_sgd_step(ln_ctx *ctx, int64_t n, float *param, const float *grad, float *buf,
+                           bool first_step, const ln_sgd_params *p);
 
 #endif

@@ -1,5 +1,5 @@
 /* Sum reductions over a set of dimensions and their inverse, the broadcast "expand":
- * reference (double) and fast CPU (f32) kernels.
+ * reference (double), fast CPU (f32) and CUDA (f32) kernels.
  *
  * A reduction is described by a full shape (ndim, shape) and a flag per dimension:
  * reduced[d] true means dimension d is summed away. `small` holds the kept
@@ -41,5 +41,13 @@ void ln_cpu_sum_prod(ln_ctx *ctx, const ln_reduce_layout *lay, float alpha, cons
                      const float *w, float *small);
 void ln_cpu_expand(ln_ctx *ctx, const ln_reduce_layout *lay, float alpha, const float *small,
                    float *full);
+
+/* CUDA (cuda/reduce.cu): the same on device pointers, deterministic (no atomics). */
+ln_status ln_cuda_sum(ln_ctx *ctx, const ln_reduce_layout *lay, float alpha, const float *full,
+                      float *small);
+ln_status ln_cuda_sum_prod(ln_ctx *ctx, const ln_reduce_layout *lay, float alpha, const float *full,
+                           const float *w, float *small);
+ln_status ln_cuda_expand(ln_ctx *ctx, const ln_reduce_layout *lay, float alpha, const float *small,
+                         float *full);
 
 #endif

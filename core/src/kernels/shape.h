@@ -1,5 +1,5 @@
 /* Data-moving shape ops: concatenation (and its backward, the split) and the option-A
- * shortcut of CIFAR ResNets; reference (double) and fast CPU (f32) kernels. The pure
+ * shortcut of CIFAR ResNets; reference (double), fast CPU and CUDA (f32) kernels. The pure
  * views (reshape, transpose, narrow) need no kernel.
  *
  * cat: input i is viewed as (outer, sizes[i] * inner) and the output as
@@ -31,5 +31,13 @@ void ln_cpu_split(ln_ctx *ctx, int n, float *const *gs, const int64_t *sizes, in
                   int64_t inner, const float *gy);
 void ln_cpu_shortcut_fwd(ln_ctx *ctx, const ln_shortcut_dims *d, const float *x, float *y);
 void ln_cpu_shortcut_bwd(ln_ctx *ctx, const ln_shortcut_dims *d, const float *gy, float *gx);
+
+/* CUDA (cuda/shape.cu): the same on device pointers. */
+ln_status ln_cuda_cat(ln_ctx *ctx, int n, const float *const *xs, const int64_t *sizes,
+                      int64_t outer, int64_t inner, float *y);
+ln_status ln_cuda_split(ln_ctx *ctx, int n, float *const *gs, const int64_t *sizes, int64_t outer,
+                        int64_t inner, const float *gy);
+ln_status ln_cuda_shortcut_fwd(ln_ctx *ctx, const ln_shortcut_dims *d, const float *x, float *y);
+ln_status ln_cuda_shortcut_bwd(ln_ctx *ctx, const ln_shortcut_dims *d, const float *gy, float *gx);
 
 #endif

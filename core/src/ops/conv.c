@@ -21,8 +21,6 @@ static ln_status conv2d_check(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, ln_tensor
     if (b) LN_TRY(ln_check_ndim(ctx, "conv2d", "b", b, 1));
     ln_tensor *ts[3] = {x, w, b};
     LN_TRY(ln_pick_path(ctx, "conv2d", 3, ts, names, path));
-    if (*path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "conv2d: no CUDA kernel yet (CUDA backend, issue 6)");
 
     char xs[256], ws[256];
     ln_shape_format(4, x->shape, xs, sizeof xs);
@@ -74,6 +72,8 @@ static bool conv2d_empty(const ln_conv_shape *s) {
 
 static ln_status conv2d_fwd_run(ln_ctx *ctx, ln_path path, const ln_conv_shape *s, const ln_tensor *x,
                                 const ln_tensor *w, const ln_tensor *b, ln_tensor *y) {
+    if (path == LN_PATH_CUDA) /* handles empty problems itself */
+        return ln_cuda_conv2d_fwd(ctx, s, ln_f32(x), ln_f32(w), b ? ln_f32(b) : NULL, ln_f32(y));
     if (path == LN_PATH_CPU && !conv2d_empty(s))
         return ln_cpu_conv2d_fwd(ctx, s, ln_f32(x), ln_f32(w), b ? ln_f32(b) : NULL, ln_f32(y));
     double *xb = NULL, *wb = NULL, *bb = NULL, *yb = NULL;
@@ -93,6 +93,9 @@ done:
 static ln_status conv2d_bwd_run(ln_ctx *ctx, ln_path path, const ln_conv_shape *s, const ln_tensor *x,
                                 const ln_tensor *w, const ln_tensor *gy, ln_tensor *gx, ln_tensor *gw,
                                 ln_tensor *gb) {
+    if (path == LN_PATH_CUDA)
+        return ln_cuda_conv2d_bwd(ctx, s, x ? ln_f32(x) : NULL, w ? ln_f32(w) : NULL, ln_f32(gy),
+                                  gx ? ln_f32(gx) : NULL, gw ? ln_f32(gw) : NULL, gb ? ln_f32(gb) : NULL);
     if (path == LN_PATH_CPU && !conv2d_empty(s))
         return ln_cpu_conv2d_bwd(ctx, s, x ? ln_f32(x) : NULL, w ? ln_f32(w) : NULL, ln_f32(gy),
                                  gx ? ln_f32(gx) : NULL, gw ? ln_f32(gw) : NULL, gb ? ln_f32(gb) : NULL);
@@ -203,8 +206,6 @@ static ln_status conv1d_check(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, int pad,
         return ln_fail(ctx, LN_ERR_SHAPE, "conv1d_channels: weight 'w' must be (K) or (1,1,K), got %s", ws);
     ln_tensor *ts[2] = {x, w};
     LN_TRY(ln_pick_path(ctx, "conv1d_channels", 2, ts, names, path));
-    if (*path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "conv1d_channels: no CUDA kernel yet (CUDA backend, issue 6)");
     if (pad < 0)
         return ln_fail(ctx, LN_ERR_ARG, "conv1d_channels: padding must be >= 0, got %d", pad);
     int64_t k = w->shape[w->ndim - 1];
@@ -235,6 +236,12 @@ static ln_status conv1d_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *gr
     if (ln_node_needs_grad(self, 1))
         LN_CHECK(st, ln_tensor_empty(ctx, grad_out->dtype, ln_tensor_device(grad_out), s->w_ndim,
                                      wshape + 3 - s->w_ndim, &gw), done);
+    if (path == LN_PATH_CUDA) {
+        st = ln_cuda_conv1d_channels_bwd(ctx, s->n, s->c, s->k, s->pad, x ? ln_f32(x) : NULL,
+                                         w ? ln_f32(w) : NULL, ln_f32(grad_out), gx ? ln_f32(gx) : NULL,
+                                         gw ? ln_f32(gw) : NULL);
+        goto done;
+    }
     if (path == LN_PATH_CPU) {
         ln_cpu_conv1d_channels_bwd(ctx, s->n, s->c, s->k, s->pad, x ? ln_f32(x) : NULL,
                                    w ? ln_f32(w) : NULL, ln_f32(grad_out), gx ? ln_f32(gx) : NULL,
@@ -273,7 +280,10 @@ ln_status ln_conv1d_channels(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, int pad, l
     LN_CHECK(st, ln_tensor_contiguous(ctx, x, &xc), fail);
     LN_CHECK(st, ln_tensor_contiguous(ctx, w, &wc), fail);
     LN_CHECK(st, ln_tensor_empty_like(ctx, xc, &y), fail);
-    if (path == LN_PATH_CPU) {
+    if (path == LN_PATH_CUDA) {
+        LN_CHECK(st, ln_cuda_conv1d_channels_fwd(ctx, s.n, s.c, s.k, s.pad, ln_f32(xc), ln_f32(wc), ln_f32(y)),
+                 fail);
+    } else if (path == LN_PATH_CPU) {
         ln_cpu_conv1d_channels_fwd(ctx, s.n, s.c, s.k, s.pad, ln_f32(xc), ln_f32(wc), ln_f32(y));
     } else {
         LN_CHECK(st, ln_ref_in(ctx, xc, &xb), fail);

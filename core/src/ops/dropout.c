@@ -1,15 +1,18 @@
 /* Inverted dropout: y = x * mask with mask[i] = 0 (probability p) or 1/(1-p), drawn
  * from the context RNG. The mask is saved for backward (gx = gy * mask). In eval
- * mode or with p = 0 the op is a differentiable copy. */
+ * mode or with p = 0 the op is a differentiable copy. A CUDA mask is drawn on the host
+ * (the CPU kernel) and copied to the device, so a seed gives the same mask, and the
+ * same result, on every device. */
 #include "../dispatch.h"
 #include "../kernels/elementwise.h"
 
 /* y = x * m elementwise on contiguous tensors of one shape. */
 static ln_status mask_mul(ln_ctx *ctx, ln_path path, const ln_tensor *x, const ln_tensor *m,
                           ln_tensor *y) {
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         ln_bcast bc;
         ln_bcast_make(x->ndim, x->shape, x->shape, x->shape, &bc);
+        if (path == LN_PATH_CUDA) return ln_cuda_binary_fwd(ctx, LN_BIN_MUL, &bc, ln_f32(x), ln_f32(m), ln_f32(y));
         ln_cpu_binary_fwd(ctx, LN_BIN_MUL, &bc, ln_f32(x), ln_f32(m), ln_f32(y));
         return LN_OK;
     }
@@ -25,11 +28,19 @@ done:
     return st;
 }
 
-/* A new mask tensor shaped like x (same dtype, CPU). */
+/* A new mask tensor shaped like x (same dtype and device). */
 static ln_status make_mask(ln_ctx *ctx, ln_path path, const ln_tensor *x, double p,
                            ln_tensor **mask) {
-    LN_TRY(ln_tensor_empty_like(ctx, x, mask));
     int64_t n = ln_tensor_numel(x);
+    if (path == LN_PATH_CUDA) { /* drawn on the host, then copied */
+        ln_tensor *host;
+        LN_TRY(ln_tensor_empty(ctx, LN_F32, ln_cpu(), x->ndim, x->shape, &host));
+        ln_cpu_dropout_mask(ctx, n, p, ln_f32(host));
+        ln_status st = ln_tensor_to_device(ctx, host, ln_tensor_device(x), mask);
+        ln_tensor_release(host);
+        return st;
+    }
+    LN_TRY(ln_tensor_empty_like(ctx, x, mask));
     if (path == LN_PATH_CPU) {
         ln_cpu_dropout_mask(ctx, n, p, ln_f32(*mask));
         return LN_OK;
@@ -66,8 +77,6 @@ ln_status ln_dropout(ln_ctx *ctx, ln_tensor *x, double p, bool training, ln_tens
     bool active = training && p > 0;
     ln_path path;
     LN_TRY(ln_pick_path(ctx, "dropout", 1, &x, (const char *const[]){"x"}, &path));
-    if (active && path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "dropout: no CUDA kernel yet (CUDA backend, issue 6)");
     ln_tensor *xc = NULL, *mask = NULL, *y = NULL;
     ln_status st;
     if (active) {

@@ -48,12 +48,13 @@ static const int64_t *input_shape(const bin_state *s, int which, int *ndim) {
     return (which == 0 ? s->as : s->bs) + (s->ndim - *ndim);
 }
 
-/* y = a op b on contiguous CPU tensors; y has the broadcast shape. */
+/* y = a op b on contiguous tensors; y has the broadcast shape. */
 static ln_status bin_forward_run(ln_ctx *ctx, ln_path path, const bin_state *s,
                                  const ln_tensor *a, const ln_tensor *b, ln_tensor *y) {
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         ln_bcast bc;
         ln_bcast_make(s->ndim, s->out, s->as, s->bs, &bc);
+        if (path == LN_PATH_CUDA) return ln_cuda_binary_fwd(ctx, s->op, &bc, ln_f32(a), ln_f32(b), ln_f32(y));
         ln_cpu_binary_fwd(ctx, s->op, &bc, ln_f32(a), ln_f32(b), ln_f32(y));
         return LN_OK;
     }
@@ -69,9 +70,32 @@ done:
     return st;
 }
 
-/* Fast-path gradient of input `which` into g (that input's shape). */
-static ln_status bin_grad_cpu(ln_ctx *ctx, const bin_state *s, int which, const ln_tensor *a,
-                              const ln_tensor *b, const ln_tensor *gy, ln_tensor *g) {
+/* The f32 kernels of the fast paths (CPU or CUDA), one call each. */
+static ln_status fast_sum(ln_ctx *ctx, ln_path path, const ln_reduce_layout *lay, float alpha,
+                          const float *full, const float *w, float *small) {
+    if (path == LN_PATH_CUDA) return ln_cuda_sum_prod(ctx, lay, alpha, full, w, small);
+    ln_cpu_sum_prod(ctx, lay, alpha, full, w, small);
+    return LN_OK;
+}
+
+static ln_status fast_affine(ln_ctx *ctx, ln_path path, int64_t n, const float *x, float scale,
+                             float shift, float *y) {
+    if (path == LN_PATH_CUDA) return ln_cuda_affine(ctx, n, x, scale, shift, y);
+    ln_cpu_affine(ctx, n, x, scale, shift, y);
+    return LN_OK;
+}
+
+static ln_status fast_grad(ln_ctx *ctx, ln_path path, ln_binop op, int which, const ln_bcast *bc,
+                           const float *a, const float *b, const float *gy, float *g) {
+    if (path == LN_PATH_CUDA) return ln_cuda_binary_grad(ctx, op, which, bc, a, b, gy, g);
+    ln_cpu_binary_grad(ctx, op, which, bc, a, b, gy, g);
+    return LN_OK;
+}
+
+/* Fast-path (CPU or CUDA) gradient of input `which` into g (that input's shape). */
+static ln_status bin_grad_fast(ln_ctx *ctx, ln_path path, const bin_state *s, int which,
+                               const ln_tensor *a, const ln_tensor *b, const ln_tensor *gy,
+                               ln_tensor *g) {
     const int64_t *in = which == 0 ? s->as : s->bs;
     bool reduced[LN_MAX_DIMS], broadcast = false;
     for (int d = 0; d < s->ndim; d++) {
@@ -82,30 +106,24 @@ static ln_status bin_grad_cpu(ln_ctx *ctx, const bin_state *s, int which, const 
     ln_reduce_layout_make(s->ndim, s->out, reduced, &lay);
     if (s->op == LN_BIN_ADD || s->op == LN_BIN_SUB) {
         float sign = (s->op == LN_BIN_SUB && which == 1) ? -1.f : 1.f;
-        if (broadcast) ln_cpu_sum(ctx, &lay, sign, ln_f32(gy), ln_f32(g));
-        else ln_cpu_affine(ctx, ln_tensor_numel(g), ln_f32(gy), sign, 0.f, ln_f32(g));
-        return LN_OK;
+        if (broadcast) return fast_sum(ctx, path, &lay, sign, ln_f32(gy), NULL, ln_f32(g));
+        return fast_affine(ctx, path, ln_tensor_numel(g), ln_f32(gy), sign, 0.f, ln_f32(g));
     }
     const int64_t *other = which == 0 ? s->bs : s->as;
     bool other_full = true;
     for (int d = 0; d < s->ndim; d++) other_full = other_full && other[d] == s->out[d];
-    if (broadcast && s->op == LN_BIN_MUL && other_full) { /* g = sum(gy * other), fused */
-        ln_cpu_sum_prod(ctx, &lay, 1.f, ln_f32(gy), ln_f32(which == 0 ? b : a), ln_f32(g));
-        return LN_OK;
-    }
+    if (broadcast && s->op == LN_BIN_MUL && other_full) /* g = sum(gy * other), fused */
+        return fast_sum(ctx, path, &lay, 1.f, ln_f32(gy), ln_f32(which == 0 ? b : a), ln_f32(g));
     ln_bcast bc;
     ln_bcast_make(s->ndim, s->out, s->as, s->bs, &bc);
     const float *ap = a ? ln_f32(a) : NULL, *bp = b ? ln_f32(b) : NULL;
-    if (!broadcast) {
-        ln_cpu_binary_grad(ctx, s->op, which, &bc, ap, bp, ln_f32(gy), ln_f32(g));
-        return LN_OK;
-    }
+    if (!broadcast) return fast_grad(ctx, path, s->op, which, &bc, ap, bp, ln_f32(gy), ln_f32(g));
     ln_tensor *full;
     LN_TRY(ln_tensor_empty_like(ctx, gy, &full));
-    ln_cpu_binary_grad(ctx, s->op, which, &bc, ap, bp, ln_f32(gy), ln_f32(full));
-    ln_cpu_sum(ctx, &lay, 1.f, ln_f32(full), ln_f32(g));
+    ln_status st = fast_grad(ctx, path, s->op, which, &bc, ap, bp, ln_f32(gy), ln_f32(full));
+    if (st == LN_OK) st = fast_sum(ctx, path, &lay, 1.f, ln_f32(full), NULL, ln_f32(g));
     ln_tensor_release(full);
-    return LN_OK;
+    return st;
 }
 
 static ln_status bin_grad_ref(ln_ctx *ctx, const bin_state *s, const ln_tensor *a,
@@ -138,16 +156,13 @@ static ln_status bin_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *grad_
     const char *names[3] = {"grad", "a", "b"};
     ln_path path;
     LN_TRY(ln_pick_path(ctx, bin_names[s->op], 3, ts, names, &path));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)",
-                       bin_names[s->op]);
     for (int i = 0; i < 2; i++) {
         if (!ln_node_needs_grad(self, i)) continue;
         int nd;
         const int64_t *shape = input_shape(s, i, &nd);
         LN_TRY(ln_tensor_empty(ctx, grad_out->dtype, ln_tensor_device(grad_out), nd, shape,
                                &grad_in[i]));
-        if (path == LN_PATH_CPU) LN_TRY(bin_grad_cpu(ctx, s, i, a, b, grad_out, grad_in[i]));
+        if (path != LN_PATH_REF) LN_TRY(bin_grad_fast(ctx, path, s, i, a, b, grad_out, grad_in[i]));
     }
     if (path == LN_PATH_REF) return bin_grad_ref(ctx, s, a, b, grad_out, grad_in[0], grad_in[1]);
     return LN_OK;
@@ -164,8 +179,6 @@ static ln_status binary(ln_ctx *ctx, ln_binop op, ln_tensor *a, ln_tensor *b, ln
     LN_TRY(ln_pick_path(ctx, name, 2, ts, names, &path));
     bin_state s = {.op = op};
     LN_TRY(broadcast_shapes(ctx, a, b, &s));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", name);
     ln_tensor *ac = NULL, *bc = NULL, *y = NULL;
     ln_status st;
     LN_CHECK(st, ln_tensor_contiguous(ctx, a, &ac), fail);
@@ -211,9 +224,13 @@ static ln_status scalar_run(ln_ctx *ctx, const scalar_state *s, const ln_tensor 
     const char *names[3] = {"a", "grad", "out"};
     ln_path path;
     LN_TRY(ln_pick_path(ctx, name, 3, ts, names, &path));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", name);
     int64_t n = ln_tensor_numel(y);
+    if (path == LN_PATH_CUDA) {
+        if (s->kind == SC_AFFINE) /* backward: gy * scale */
+            return ln_cuda_affine(ctx, n, ln_f32(gy ? gy : x), (float)s->p1, gy ? 0.f : (float)s->p2, ln_f32(y));
+        return gy ? ln_cuda_pow_bwd(ctx, n, ln_f32(x), (float)s->p1, ln_f32(gy), ln_f32(y))
+                  : ln_cuda_pow_fwd(ctx, n, ln_f32(x), (float)s->p1, ln_f32(y));
+    }
     if (path == LN_PATH_CPU) {
         if (s->kind == SC_AFFINE && !gy) ln_cpu_affine(ctx, n, ln_f32(x), (float)s->p1, (float)s->p2, ln_f32(y));
         else if (s->kind == SC_AFFINE) ln_cpu_affine(ctx, n, ln_f32(gy), (float)s->p1, 0.f, ln_f32(y));

@@ -1,7 +1,8 @@
-/* matmul and linear: checks, dispatch and autograd. On the fast path operands go to
- * SGEMM as they lie when their layout allows (row-major, or a transposed view of a
- * row-major matrix, e.g. B^T from ln_transpose), so B @ B^T copies nothing; other
- * strided operands are made contiguous first. */
+/* matmul and linear: checks, dispatch and autograd. On the fast paths (oneDNN on the
+ * CPU, cuBLAS on CUDA) operands go to SGEMM as they lie when their layout allows
+ * (row-major, or a transposed view of a row-major matrix, e.g. B^T from
+ * ln_transpose), so B @ B^T copies nothing; other strided operands are made
+ * contiguous first. */
 #include "../dispatch.h"
 #include "../kernels/linear.h"
 #include "../kernels/reduce.h"
@@ -44,8 +45,12 @@ static gemm_arg gemm_arg_of(const ln_tensor *t) {
     return g;
 }
 
-static ln_status no_cuda(ln_ctx *ctx, const char *op) {
-    return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", op);
+/* The row-major SGEMM of a fast path (see ln_cpu_gemm in kernels/linear.h). */
+static ln_status fast_gemm(ln_ctx *ctx, ln_path path, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                           float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                           float *c, int64_t ldc) {
+    if (path == LN_PATH_CUDA) return ln_cuda_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return ln_cpu_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ------------------------------------------------------------ matmul */
@@ -53,10 +58,10 @@ static ln_status no_cuda(ln_ctx *ctx, const char *op) {
 static ln_status matmul_run(ln_ctx *ctx, ln_path path, const ln_tensor *a, const ln_tensor *b,
                             ln_tensor *y) {
     int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         gemm_arg ga = gemm_arg_of(a), gb = gemm_arg_of(b);
-        return ln_cpu_gemm(ctx, ga.trans, gb.trans, m, n, k, 1.f, ga.p, ga.ld, gb.p, gb.ld, 0.f,
-                           ln_f32(y), n);
+        return fast_gemm(ctx, path, ga.trans, gb.trans, m, n, k, 1.f, ga.p, ga.ld, gb.p, gb.ld, 0.f,
+                         ln_f32(y), n);
     }
     double *ab = NULL, *bb = NULL, *yb = NULL;
     ln_status st;
@@ -80,21 +85,20 @@ static ln_status matmul_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *gr
     const char *names[3] = {"grad", "a", "b"};
     ln_path path;
     LN_TRY(ln_pick_path(ctx, "matmul", 3, ts, names, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, "matmul");
     ln_device dev = ln_tensor_device(grad_out);
     if (need_a) LN_TRY(ln_tensor_empty(ctx, grad_out->dtype, dev, 2, (int64_t[]){m, k}, &grad_in[0]));
     if (need_b) LN_TRY(ln_tensor_empty(ctx, grad_out->dtype, dev, 2, (int64_t[]){k, n}, &grad_in[1]));
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         const float *gy = ln_f32(grad_out);
         if (need_a) { /* (M,K) = gy (M,N) @ b^T */
             gemm_arg gb = gemm_arg_of(b);
-            LN_TRY(ln_cpu_gemm(ctx, false, !gb.trans, m, k, n, 1.f, gy, n, gb.p, gb.ld, 0.f,
-                               ln_f32(grad_in[0]), k));
+            LN_TRY(fast_gemm(ctx, path, false, !gb.trans, m, k, n, 1.f, gy, n, gb.p, gb.ld, 0.f,
+                             ln_f32(grad_in[0]), k));
         }
         if (need_b) { /* (K,N) = a^T (K,M) @ gy */
             gemm_arg ga = gemm_arg_of(a);
-            LN_TRY(ln_cpu_gemm(ctx, !ga.trans, false, k, n, m, 1.f, ga.p, ga.ld, gy, n, 0.f,
-                               ln_f32(grad_in[1]), n));
+            LN_TRY(fast_gemm(ctx, path, !ga.trans, false, k, n, m, 1.f, ga.p, ga.ld, gy, n, 0.f,
+                             ln_f32(grad_in[1]), n));
         }
         return LN_OK;
     }
@@ -131,7 +135,6 @@ ln_status ln_matmul(ln_ctx *ctx, ln_tensor *a, ln_tensor *b, ln_tensor **out) {
                        "matmul: 'a' %s has %lld columns but 'b' %s has %lld rows", sa,
                        (long long)a->shape[1], sb, (long long)b->shape[0]);
     }
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, "matmul");
     ln_tensor *ar = NULL, *br = NULL, *y = NULL;
     ln_status st;
     LN_CHECK(st, gemm_ready(ctx, a, &ar), fail);
@@ -161,11 +164,12 @@ fail:
 static ln_status linear_run(ln_ctx *ctx, ln_path path, const ln_tensor *x, const ln_tensor *w,
                             const ln_tensor *bias, ln_tensor *y) {
     int64_t rows = x->shape[0], in = x->shape[1], out = w->shape[0];
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         gemm_arg gx = gemm_arg_of(x), gw = gemm_arg_of(w);
-        if (bias) ln_cpu_fill_rows(ctx, rows, out, ln_f32(bias), ln_f32(y));
-        return ln_cpu_gemm(ctx, gx.trans, !gw.trans, rows, out, in, 1.f, gx.p, gx.ld, gw.p, gw.ld,
-                           bias ? 1.f : 0.f, ln_f32(y), out);
+        if (bias && path == LN_PATH_CUDA) LN_TRY(ln_cuda_fill_rows(ctx, rows, out, ln_f32(bias), ln_f32(y)));
+        else if (bias) ln_cpu_fill_rows(ctx, rows, out, ln_f32(bias), ln_f32(y));
+        return fast_gemm(ctx, path, gx.trans, !gw.trans, rows, out, in, 1.f, gx.p, gx.ld, gw.p, gw.ld,
+                         bias ? 1.f : 0.f, ln_f32(y), out);
     }
     double *xb = NULL, *wb = NULL, *bb = NULL, *yb = NULL;
     ln_status st;
@@ -183,23 +187,24 @@ done:
 /* The sizes of one linear call: rows (N), in and out features. */
 typedef struct linear_dims { int64_t rows, in, out; } linear_dims;
 
-static ln_status linear_backward_cpu(ln_ctx *ctx, linear_dims d, const ln_tensor *x,
-                                     const ln_tensor *w, const ln_tensor *grad_out,
-                                     ln_tensor **grad_in) {
+static ln_status linear_backward_fast(ln_ctx *ctx, ln_path path, linear_dims d, const ln_tensor *x,
+                                      const ln_tensor *w, const ln_tensor *grad_out,
+                                      ln_tensor **grad_in) {
     const float *gy = ln_f32(grad_out);
     if (grad_in[0]) { /* (N,in) = gy (N,out) @ w (out,in) */
         gemm_arg gw = gemm_arg_of(w);
-        LN_TRY(ln_cpu_gemm(ctx, false, gw.trans, d.rows, d.in, d.out, 1.f, gy, d.out, gw.p, gw.ld,
-                           0.f, ln_f32(grad_in[0]), d.in));
+        LN_TRY(fast_gemm(ctx, path, false, gw.trans, d.rows, d.in, d.out, 1.f, gy, d.out, gw.p, gw.ld,
+                         0.f, ln_f32(grad_in[0]), d.in));
     }
     if (grad_in[1]) { /* (out,in) = gy^T (out,N) @ x (N,in) */
         gemm_arg gx = gemm_arg_of(x);
-        LN_TRY(ln_cpu_gemm(ctx, true, gx.trans, d.out, d.in, d.rows, 1.f, gy, d.out, gx.p, gx.ld,
-                           0.f, ln_f32(grad_in[1]), d.in));
+        LN_TRY(fast_gemm(ctx, path, true, gx.trans, d.out, d.in, d.rows, 1.f, gy, d.out, gx.p, gx.ld,
+                         0.f, ln_f32(grad_in[1]), d.in));
     }
-    if (grad_in[2]) {
+    if (grad_in[2]) { /* column sums of gy */
         ln_reduce_layout lay;
         ln_reduce_layout_make(2, grad_out->shape, (const bool[]){true, false}, &lay);
+        if (path == LN_PATH_CUDA) return ln_cuda_sum(ctx, &lay, 1.f, gy, ln_f32(grad_in[2]));
         ln_cpu_sum(ctx, &lay, 1.f, gy, ln_f32(grad_in[2]));
     }
     return LN_OK;
@@ -233,7 +238,6 @@ static ln_status linear_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *gr
     const char *names[3] = {"grad", "x", "w"};
     ln_path path;
     LN_TRY(ln_pick_path(ctx, "linear", 3, ts, names, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, "linear");
     ln_device dev = ln_tensor_device(grad_out);
     ln_dtype dt = grad_out->dtype;
     if (ln_node_needs_grad(self, 0))
@@ -241,7 +245,7 @@ static ln_status linear_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *gr
     if (ln_node_needs_grad(self, 1))
         LN_TRY(ln_tensor_empty(ctx, dt, dev, 2, (int64_t[]){d.out, d.in}, &grad_in[1]));
     if (ln_node_needs_grad(self, 2)) LN_TRY(ln_tensor_empty(ctx, dt, dev, 1, &d.out, &grad_in[2]));
-    return path == LN_PATH_CPU ? linear_backward_cpu(ctx, d, x, w, grad_out, grad_in)
+    return path != LN_PATH_REF ? linear_backward_fast(ctx, path, d, x, w, grad_out, grad_in)
                                : linear_backward_ref(ctx, d, x, w, grad_out, grad_in);
 }
 
@@ -267,7 +271,6 @@ static ln_status linear_check(ln_ctx *ctx, ln_tensor *x, ln_tensor *w, ln_tensor
         return ln_fail(ctx, LN_ERR_SHAPE,
                        "linear: bias 'b' has %lld entries but weight 'w' %s has %lld outputs",
                        (long long)b->shape[0], sw, (long long)w->shape[0]);
-    if (*path == LN_PATH_CUDA) return no_cuda(ctx, "linear");
     return LN_OK;
 }
 

@@ -6,7 +6,9 @@
  *   running_var  = (1-momentum)*running_var  + momentum*var*M/(M-1)   (M = N*H*W)
  * Eval: normalise with the running statistics. eps is added to the variance inside
  * the square root. The node's inputs are x, weight and bias; the running statistics
- * never receive a gradient. */
+ * never receive a gradient. On CUDA everything stays on the device: the statistics
+ * (mean, invstd, var in double) live in a device tensor the node saves, and the
+ * running statistics are updated there. */
 #include <math.h>
 #include <string.h>
 #include "../dispatch.h"
@@ -15,7 +17,8 @@
 static const char *const OP = "batch_norm2d";
 
 /* What backward needs besides x and weight: the statistics used, one value per
- * channel, kept in double whatever the dtype. */
+ * channel, kept in double whatever the dtype (on CUDA they are the saved device
+ * tensor instead, and stats[] is empty). */
 typedef struct bn_state {
     bool training;
     int64_t C;
@@ -34,11 +37,9 @@ static ln_status bn_state_new(ln_ctx *ctx, int64_t C, bool training, bn_state **
     return LN_OK;
 }
 
-static ln_status no_cuda(ln_ctx *ctx) {
-    return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", OP);
-}
-
 /* ------------------------------------------------------------ backward */
+/* saved[0] = x (contiguous), saved[1] = weight (or NULL), on CUDA saved[2] = the
+ * statistics (3C doubles on the device: mean, invstd, var) */
 static ln_status bn_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *grad_out,
                              ln_tensor **grad_in) {
     const bn_state *s = self->state;
@@ -48,11 +49,16 @@ static ln_status bn_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *grad_o
     ln_tensor *ts[2] = {(ln_tensor *)x, (ln_tensor *)grad_out};
     const char *names[2] = {"x", "grad"};
     LN_TRY(ln_pick_path(ctx, OP, 2, ts, names, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx);
     ln_device dev = ln_tensor_device(x);
     if (ln_node_needs_grad(self, 0)) LN_TRY(ln_tensor_empty_like(ctx, x, &grad_in[0]));
     if (ln_node_needs_grad(self, 1)) LN_TRY(ln_tensor_empty(ctx, x->dtype, dev, 1, &C, &grad_in[1]));
     if (ln_node_needs_grad(self, 2)) LN_TRY(ln_tensor_empty(ctx, x->dtype, dev, 1, &C, &grad_in[2]));
+    if (path == LN_PATH_CUDA) {
+        const double *mean = ln_tensor_data(self->saved[2]);
+        return ln_cuda_bn_bwd(ctx, N, C, HW, s->training, ln_f32(x), mean, mean + C, w ? ln_f32(w) : NULL,
+                              ln_f32(grad_out), grad_in[0] ? ln_f32(grad_in[0]) : NULL,
+                              grad_in[1] ? ln_f32(grad_in[1]) : NULL, grad_in[2] ? ln_f32(grad_in[2]) : NULL);
+    }
     if (path == LN_PATH_CPU) {
         ln_cpu_bn_bwd(ctx, N, C, HW, s->training, ln_f32(x), s->mean, s->invstd,
                       w ? ln_f32(w) : NULL, ln_f32(grad_out),
@@ -174,6 +180,70 @@ done:
     return st;
 }
 
+/* The running statistics updated in place on the device from stats (3C doubles:
+ * mean, invstd, var), through contiguous copies when they are strided views. */
+static ln_status update_running_cuda(ln_ctx *ctx, ln_tensor *rm, ln_tensor *rv, const ln_tensor *stats,
+                                     double unbias, double momentum) {
+    int64_t C = rm->shape[0];
+    const double *mean = ln_tensor_data(stats);
+    ln_tensor *rmc = NULL, *rvc = NULL;
+    ln_status st;
+    LN_CHECK(st, ln_tensor_contiguous(ctx, rm, &rmc), done);
+    LN_CHECK(st, ln_tensor_contiguous(ctx, rv, &rvc), done);
+    LN_CHECK(st, ln_cuda_bn_update_running(ctx, C, momentum, unbias, mean, mean + 2 * C, ln_f32(rmc), ln_f32(rvc)),
+             done);
+    if (rmc != rm) LN_CHECK(st, ln_tensor_copy_(ctx, rm, rmc), done);
+    if (rvc != rv) st = ln_tensor_copy_(ctx, rv, rvc);
+done:
+    ln_tensor_release(rmc);
+    ln_tensor_release(rvc);
+    return st;
+}
+
+static ln_status bn_forward_cuda(ln_ctx *ctx, ln_tensor *x, ln_tensor *rm, ln_tensor *rv, ln_tensor *weight,
+                                 ln_tensor *bias, bool training, double momentum, double eps, ln_tensor **out) {
+    int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], M = N * HW;
+    ln_tensor *xc = NULL, *wc = NULL, *bc = NULL, *rmc = NULL, *rvc = NULL, *stats = NULL, *y = NULL;
+    bn_state *s = NULL;
+    ln_status st;
+    LN_CHECK(st, ln_tensor_contiguous(ctx, x, &xc), done);
+    if (weight) LN_CHECK(st, ln_tensor_contiguous(ctx, weight, &wc), done);
+    if (bias) LN_CHECK(st, ln_tensor_contiguous(ctx, bias, &bc), done);
+    int64_t n_stats = 3 * C;
+    LN_CHECK(st, ln_tensor_empty(ctx, LN_F64, ln_tensor_device(x), 1, &n_stats, &stats), done);
+    double *mean = ln_tensor_data(stats), *invstd = mean + C, *var = mean + 2 * C;
+    if (training) {
+        LN_CHECK(st, ln_cuda_bn_train_stats(ctx, N, C, HW, eps, ln_f32(xc), mean, var, invstd), done);
+    } else {
+        LN_CHECK(st, ln_tensor_contiguous(ctx, rm, &rmc), done);
+        LN_CHECK(st, ln_tensor_contiguous(ctx, rv, &rvc), done);
+        LN_CHECK(st, ln_cuda_bn_eval_stats(ctx, C, eps, ln_f32(rmc), ln_f32(rvc), mean, invstd), done);
+    }
+    LN_CHECK(st, ln_tensor_empty_like(ctx, xc, &y), done);
+    LN_CHECK(st, ln_cuda_bn_fwd(ctx, N, C, HW, ln_f32(xc), mean, invstd, wc ? ln_f32(wc) : NULL,
+                                bc ? ln_f32(bc) : NULL, ln_f32(y)), done);
+    ln_tensor *inputs[3] = {x, weight, bias};
+    if (ln_any_requires_grad(ctx, 3, inputs)) {
+        ln_node *n;
+        LN_CHECK(st, bn_state_new(ctx, 0, training, &s), done);
+        LN_CHECK(st, ln_node_attach(ctx, y, OP, bn_backward, 3, inputs, &n), done);
+        LN_CHECK(st, ln_node_save(ctx, n, xc, NULL), done);
+        LN_CHECK(st, ln_node_save(ctx, n, wc, NULL), done);
+        LN_CHECK(st, ln_node_save(ctx, n, stats, NULL), done);
+        ln_node_set_state_owned(n, s, free);
+        s = NULL;
+    }
+    if (training && rm) LN_CHECK(st, update_running_cuda(ctx, rm, rv, stats, (double)M / (double)(M - 1), momentum),
+                                 done);
+done:
+    free(s);
+    ln_tensor_release(xc); ln_tensor_release(wc); ln_tensor_release(bc);
+    ln_tensor_release(rmc); ln_tensor_release(rvc); ln_tensor_release(stats);
+    if (st == LN_OK) *out = y;
+    else ln_tensor_release(y);
+    return st;
+}
+
 ln_status ln_batch_norm2d(ln_ctx *ctx, ln_tensor *x, ln_tensor *running_mean,
                           ln_tensor *running_var, ln_tensor *weight, ln_tensor *bias,
                           bool training, double momentum, double eps, ln_tensor **out) {
@@ -183,7 +253,8 @@ ln_status ln_batch_norm2d(ln_ctx *ctx, ln_tensor *x, ln_tensor *running_mean,
     ln_tensor *ts[5] = {x, running_mean, running_var, weight, bias};
     const char *names[5] = {"x", "running_mean", "running_var", "weight", "bias"};
     LN_TRY(ln_pick_path(ctx, OP, 5, ts, names, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx);
+    if (path == LN_PATH_CUDA)
+        return bn_forward_cuda(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps, out);
 
     int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
     ln_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;

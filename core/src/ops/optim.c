@@ -47,8 +47,6 @@ ln_status ln_sgd_step(ln_ctx *ctx, ln_tensor *param, const ln_tensor *grad,
     ln_tensor *ts[3] = {param, (ln_tensor *)grad, momentum_buf};
     const char *names[3] = {"param", "grad", "momentum_buf"};
     LN_TRY(ln_pick_path(ctx, OP, 3, ts, names, &path));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", OP);
 
     int64_t n = ln_tensor_numel(param);
     ln_tensor *pc = NULL, *gc = NULL, *bc = NULL;
@@ -57,7 +55,9 @@ ln_status ln_sgd_step(ln_ctx *ctx, ln_tensor *param, const ln_tensor *grad,
     LN_CHECK(st, ln_tensor_contiguous(ctx, param, &pc), done);
     LN_CHECK(st, ln_tensor_contiguous(ctx, grad, &gc), done);
     if (momentum_buf) LN_CHECK(st, ln_tensor_contiguous(ctx, momentum_buf, &bc), done);
-    if (path == LN_PATH_CPU) {
+    if (path == LN_PATH_CUDA) {
+        LN_CHECK(st, ln_cuda_sgd_step(ctx, n, ln_f32(pc), ln_f32(gc), bc ? ln_f32(bc) : NULL, first_step, &p), done);
+    } else if (path == LN_PATH_CPU) {
         ln_cpu_sgd_step(ctx, n, ln_f32(pc), ln_f32(gc), bc ? ln_f32(bc) : NULL, first_step, &p);
     } else {
         LN_CHECK(st, ln_ref_in(ctx, pc, &pb), done);

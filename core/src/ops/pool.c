@@ -2,7 +2,8 @@
  * max_pool2d follows PyTorch (dilation 1, floor mode): x (N,C,H,W) ->
  * (N,C,OH,OW), OH = (H + 2*pad_h - kernel_h)/stride_h + 1, implicit -inf padding of at
  * most half the kernel; backward routes each output gradient to its window's argmax
- * (the first maximum on ties), saved as an i64 index tensor (N,C,OH,OW).
+ * (the first maximum on ties), saved as an i64 index tensor (N,C,OH,OW) on the input's
+ * device.
  * global_avg_pool2d: (N,C,H,W) -> (N,C,1,1) mean over H*W. */
 #include "../dispatch.h"
 #include "../kernels/pool.h"
@@ -10,12 +11,8 @@
 static const char *const MAXPOOL = "max_pool2d";
 static const char *const GAP = "global_avg_pool2d";
 
-static ln_status no_cuda(ln_ctx *ctx, const char *op) {
-    return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", op);
-}
-
 /* ------------------------------------------------------------ max_pool2d */
-typedef struct maxpool_state { int64_t H, W; } maxpool_state;
+typedef struct maxpool_state { int64_t H, W; ln_pool2d_params p; } maxpool_state;
 
 static ln_status maxpool_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *grad_out,
                                   ln_tensor **grad_in) {
@@ -27,10 +24,12 @@ static ln_status maxpool_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *g
     ln_tensor *g = (ln_tensor *)grad_out;
     const char *name = "grad";
     LN_TRY(ln_pick_path(ctx, MAXPOOL, 1, &g, &name, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, MAXPOOL);
     int64_t shape[4] = {N, C, s->H, s->W};
     LN_TRY(ln_tensor_empty(ctx, grad_out->dtype, ln_tensor_device(grad_out), 4, shape, &grad_in[0]));
     const int64_t *ip = ln_tensor_data(idx);
+    if (path == LN_PATH_CUDA)
+        return ln_cuda_maxpool_bwd(ctx, N * C, s->H, s->W, grad_out->shape[2], grad_out->shape[3], &s->p, ip,
+                                   ln_f32(grad_out), ln_f32(grad_in[0]));
     if (path == LN_PATH_CPU) {
         ln_cpu_maxpool_bwd(ctx, N * C, HW, OHW, ip, ln_f32(grad_out), ln_f32(grad_in[0]));
         return LN_OK;
@@ -76,7 +75,6 @@ ln_status ln_max_pool2d(ln_ctx *ctx, ln_tensor *x, ln_pool2d_params p, ln_tensor
     ln_path path;
     const char *name = "x";
     LN_TRY(ln_pick_path(ctx, MAXPOOL, 1, &x, &name, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, MAXPOOL);
 
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t oshape[4] = {N, C, OH, OW};
@@ -87,8 +85,11 @@ ln_status ln_max_pool2d(ln_ctx *ctx, ln_tensor *x, ln_pool2d_params p, ln_tensor
     LN_CHECK(st, ln_tensor_contiguous(ctx, x, &xc), done);
     LN_CHECK(st, ln_tensor_empty(ctx, x->dtype, ln_tensor_device(x), 4, oshape, &y), done);
     if (grad || path == LN_PATH_REF)
-        LN_CHECK(st, ln_tensor_empty(ctx, LN_I64, ln_cpu(), 4, oshape, &idx), done);
-    if (path == LN_PATH_CPU) {
+        LN_CHECK(st, ln_tensor_empty(ctx, LN_I64, ln_tensor_device(x), 4, oshape, &idx), done);
+    if (path == LN_PATH_CUDA) {
+        LN_CHECK(st, ln_cuda_maxpool_fwd(ctx, N * C, H, W, OH, OW, &p, ln_f32(xc), ln_f32(y),
+                                         idx ? ln_tensor_data(idx) : NULL), done);
+    } else if (path == LN_PATH_CPU) {
         ln_cpu_maxpool_fwd(ctx, N * C, H, W, OH, OW, &p, ln_f32(xc), ln_f32(y),
                            idx ? ln_tensor_data(idx) : NULL);
     } else {
@@ -99,7 +100,7 @@ ln_status ln_max_pool2d(ln_ctx *ctx, ln_tensor *x, ln_pool2d_params p, ln_tensor
     }
     if (grad) {
         ln_node *n;
-        maxpool_state s = {H, W};
+        maxpool_state s = {H, W, p};
         LN_CHECK(st, ln_node_record(ctx, y, MAXPOOL, maxpool_backward, 1, &x, &s, sizeof s, &n), done);
         LN_CHECK(st, ln_node_save(ctx, n, idx, NULL), done);
     }
@@ -122,7 +123,9 @@ static ln_status gap_run(ln_ctx *ctx, bool backward, int64_t NC, int64_t HW,
     ln_tensor *ts[2] = {(ln_tensor *)in, out};
     const char *names[2] = {backward ? "grad" : "x", "out"};
     LN_TRY(ln_pick_path(ctx, GAP, 2, ts, names, &path));
-    if (path == LN_PATH_CUDA) return no_cuda(ctx, GAP);
+    if (path == LN_PATH_CUDA)
+        return backward ? ln_cuda_gap_bwd(ctx, NC, HW, ln_f32(in), ln_f32(out))
+                        : ln_cuda_gap_fwd(ctx, NC, HW, ln_f32(in), ln_f32(out));
     if (path == LN_PATH_CPU) {
         if (backward) ln_cpu_gap_bwd(ctx, NC, HW, ln_f32(in), ln_f32(out));
         else ln_cpu_gap_fwd(ctx, NC, HW, ln_f32(in), ln_f32(out));

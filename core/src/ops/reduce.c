@@ -23,11 +23,12 @@ static ln_status red_run(ln_ctx *ctx, const red_state *s, bool expand, const ln_
     const char *names[2] = {expand ? "grad" : "x", "out"};
     ln_path path;
     LN_TRY(ln_pick_path(ctx, s->name, 2, ts, names, &path));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "%s: no CUDA kernel yet (CUDA backend, issue 6)", s->name);
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         ln_reduce_layout lay;
         ln_reduce_layout_make(s->ndim, s->shape, s->reduced, &lay);
+        if (path == LN_PATH_CUDA)
+            return expand ? ln_cuda_expand(ctx, &lay, (float)s->alpha, ln_f32(src), ln_f32(dst))
+                          : ln_cuda_sum(ctx, &lay, (float)s->alpha, ln_f32(src), ln_f32(dst));
         if (expand) ln_cpu_expand(ctx, &lay, (float)s->alpha, ln_f32(src), ln_f32(dst));
         else ln_cpu_sum(ctx, &lay, (float)s->alpha, ln_f32(src), ln_f32(dst));
         return LN_OK;

@@ -133,13 +133,15 @@ typedef struct cat_state {
 
 static ln_status cat_split_run(ln_ctx *ctx, ln_path path, const cat_state *s,
                                const ln_tensor *gy, ln_tensor **gs) {
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         float **ptrs = calloc((size_t)s->n, sizeof *ptrs);
         if (!ptrs) return ln_fail(ctx, LN_ERR_NOMEM, "cat: out of memory");
         for (int i = 0; i < s->n; i++) ptrs[i] = gs[i] ? ln_f32(gs[i]) : NULL;
-        ln_cpu_split(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(gy));
+        ln_status st = LN_OK;
+        if (path == LN_PATH_CUDA) st = ln_cuda_split(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(gy));
+        else ln_cpu_split(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(gy));
         free(ptrs);
-        return LN_OK;
+        return st;
     }
     double **bufs = calloc((size_t)s->n, sizeof *bufs), *gb = NULL;
     if (!bufs) return ln_fail(ctx, LN_ERR_NOMEM, "cat: out of memory");
@@ -163,8 +165,6 @@ static ln_status cat_backward(ln_ctx *ctx, ln_node *self, const ln_tensor *grad_
     ln_path path;
     LN_TRY(ln_pick_path(ctx, "cat", 1, (ln_tensor *const[]){(ln_tensor *)grad_out},
                         (const char *const[]){"grad"}, &path));
-    if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "cat: no CUDA kernel yet (CUDA backend, issue 6)");
     for (int i = 0; i < s->n; i++) {
         if (!ln_node_needs_grad(self, i)) continue;
         int64_t shape[LN_MAX_DIMS];
@@ -224,13 +224,15 @@ static ln_status cat_check(ln_ctx *ctx, int n, ln_tensor *const *xs, int dim, ca
 /* y = cat of the contiguous xc[0..n). */
 static ln_status cat_run(ln_ctx *ctx, ln_path path, const cat_state *s, ln_tensor *const *xc,
                          ln_tensor *y) {
-    if (path == LN_PATH_CPU) {
+    if (path != LN_PATH_REF) {
         const float **ptrs = calloc((size_t)s->n, sizeof *ptrs);
         if (!ptrs) return ln_fail(ctx, LN_ERR_NOMEM, "cat: out of memory");
         for (int i = 0; i < s->n; i++) ptrs[i] = ln_f32(xc[i]);
-        ln_cpu_cat(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(y));
+        ln_status st = LN_OK;
+        if (path == LN_PATH_CUDA) st = ln_cuda_cat(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(y));
+        else ln_cpu_cat(ctx, s->n, ptrs, s->sizes, s->outer, s->inner, ln_f32(y));
         free(ptrs);
-        return LN_OK;
+        return st;
     }
     double **bufs = calloc((size_t)s->n, sizeof *bufs), *yb = NULL;
     if (!bufs) return ln_fail(ctx, LN_ERR_NOMEM, "cat: out of memory");
@@ -256,10 +258,6 @@ ln_status ln_cat(ln_ctx *ctx, int n, ln_tensor *const *xs, int dim, ln_tensor **
     if (!s || !xc) { st = ln_fail(ctx, LN_ERR_NOMEM, "cat: out of memory"); goto done; }
     ln_path path;
     LN_CHECK(st, cat_check(ctx, n, xs, dim, s, &path), done);
-    if (path == LN_PATH_CUDA) {
-        st = ln_fail(ctx, LN_ERR_UNSUPPORTED, "cat: no CUDA kernel yet (CUDA backend, issue 6)");
-        goto done;
-    }
     for (int i = 0; i < n; i++) LN_CHECK(st, ln_tensor_contiguous(ctx, xs[i], &xc[i]), done);
     LN_CHECK(st, ln_tensor_empty(ctx, xs[0]->dtype, ln_tensor_device(xs[0]), s->ndim, s->shape, &y), done);
     LN_CHECK(st, cat_run(ctx, path, s, xc, y), done);
@@ -286,7 +284,8 @@ static ln_status shortcut_run(ln_ctx *ctx, const ln_shortcut_dims *d, bool backw
     ln_path path;
     LN_TRY(ln_pick_path(ctx, "shortcut_a", 2, ts, names, &path));
     if (path == LN_PATH_CUDA)
-        return ln_fail(ctx, LN_ERR_UNSUPPORTED, "shortcut_a: no CUDA kernel yet (CUDA backend, issue 6)");
+        return backward ? ln_cuda_shortcut_bwd(ctx, d, ln_f32(src), ln_f32(dst))
+                        : ln_cuda_shortcut_fwd(ctx, d, ln_f32(src), ln_f32(dst));
     if (path == LN_PATH_CPU) {
         if (backward) ln_cpu_shortcut_bwd(ctx, d, ln_f32(src), ln_f32(dst));
         else ln_cpu_shortcut_fwd(ctx, d, ln_f32(src), ln_f32(dst));
