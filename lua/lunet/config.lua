@@ -46,7 +46,7 @@ M.KEYS = {
   { "milestones", "integers", "multistep: epochs after which the rate is multiplied by gamma" },
   { "gamma", "number|numbers", "multistep: the factor, or one factor per milestone" },
   { "min_lr", "number", "cosine: the final learning rate (0)" },
-  { "warmup_epochs", "number", "linear warm-up length in epochs (0: none)" },
+  { "warmup_epochs", "integer", "linear warm-up length in epochs (0: none)" },
   { "warmup_start_factor", "number", "warm-up: the first rate as a fraction of the scheduled one (0.1)" },
   { "augment", "boolean", "training augmentation of the dataset (true)" },
   { "workers", "integer", "data loading threads (2)" },
@@ -334,12 +334,11 @@ function M.resolve(...)
   for _, k in ipairs { "epochs", "batch_size", "eval_batch_size", "starting_epoch" } do
     if cfg[k] < 1 then fail("'%s' must be at least 1, got %d", k, cfg[k]) end
   end
-  for _, k in ipairs { "shared_rank", "unique_rank", "workers", "threads", "save_every" } do
+  for _, k in ipairs { "shared_rank", "unique_rank", "workers", "threads", "save_every", "warmup_epochs" } do
     if cfg[k] ~= nil and cfg[k] < 0 then fail("'%s' must not be negative, got %d", k, cfg[k]) end
   end
   if cfg.shared_rank == 0 then fail("'shared_rank' must be at least 1") end
-  for _, k in ipairs { "lr", "momentum", "weight_decay", "lambdaR", "min_lr", "warmup_epochs",
-                       "log_every" } do
+  for _, k in ipairs { "lr", "momentum", "weight_decay", "lambdaR", "min_lr", "log_every" } do
     if cfg[k] < 0 or cfg[k] ~= cfg[k] then fail("'%s' must be a non-negative number, got %s", k, show(cfg[k])) end
   end
   if cfg.starting_epoch > cfg.epochs then

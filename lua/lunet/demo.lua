@@ -12,17 +12,20 @@ local config = require "lunet.config"
 
 local M = {}
 
---- The demo's configuration: ResNet20_DoubleShared S16U1 (method.md section 3: groups
--- of 16/32/64 channels with 3 blocks, blocks 2 and 3 of each group built on the
--- group's two shared 3x3 bases) for 28x28 grayscale images with a stride-2 stem, so
--- that the feature maps are 14x14, 7x7 and 4x4; a short one-cycle-like schedule
--- (linear warm-up, then cosine to zero).
+--- The demo's configuration: ResNet14_DoubleShared S8U1 (the CIFAR ResNet layout of
+-- method.md section 3 with 2 blocks per group: groups of 16/32/64 channels whose
+-- second block is built on the group's two shared 3x3 bases of 8*2^(g-1) filters) for
+-- 28x28 grayscale images with a stride-2 stem, so that the feature maps are 14x14,
+-- 7x7 and 4x4; no augmentation (a short run underfits); 4 epochs of a one-cycle-like
+-- schedule (linear warm-up over the first epoch, then cosine to zero). Measured on
+-- the 2-core development machine while other jobs loaded it: 91.95% test accuracy in
+-- 6 min 46 s.
 M.recipe = {
-  name = "FashionMNIST-ResNet20-S16U1 (demo)",
-  model = "ResNet20_DoubleShared", shared_rank = 16, unique_rank = 1, stem_stride = 2,
-  dataset = "fashion-mnist",
+  name = "FashionMNIST-ResNet14-S8U1 (demo)",
+  model = "ResNet14_DoubleShared", shared_rank = 8, unique_rank = 1, stem_stride = 2,
+  dataset = "fashion-mnist", augment = false,
   batch_size = 128, lr = 0.1, momentum = 0.9, weight_decay = 5e-4, lambdaR = 10,
-  epochs = 3, schedule = "cosine", warmup_epochs = 0.5, warmup_start_factor = 0.1,
+  epochs = 4, schedule = "cosine", warmup_epochs = 1, warmup_start_factor = 0.1,
   out = "runs/demo",
 }
 
@@ -41,10 +44,24 @@ local function thousands(n)
   return s
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
 --- Runs the demo with optional `--key=value` flags; returns the exit status.
+-- OpenMP threads that keep spinning between parallel regions (libgomp's default)
+-- starve the data loader's threads and lose most of their time as soon as anything
+-- else runs on a 2-core machine; the wait policy can only be chosen before the
+-- OpenMP runtime starts, so when OMP_WAIT_POLICY is unset the demo runs itself again
+-- with OMP_WAIT_POLICY=passive.
 function M.run(...)
   local args = { ... }
   if type(args[1]) == "table" then args = {} end -- called as a library function without flags
+  local exe = rawget(_G, "arg") and arg[-1]
+  if os.getenv("OMP_WAIT_POLICY") == nil and type(exe) == "string" and arg[0] == "demo" then
+    local cmd = { "OMP_WAIT_POLICY=passive", shell_quote(exe), "demo" }
+    for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
+    local _, how, code = os.execute(table.concat(cmd, " "))
+    return how == "exit" and code or 128 + code
+  end
   local ok, flags, positional, help = pcall(config.parse_flags, args)
   if not ok then
     io.stderr:write("lunet demo: ", (tostring(flags):gsub("^config: ", "")), "\n")
@@ -79,8 +96,8 @@ function M.run(...)
   local shared_n = count_params(result.model)
   local plain_n = count_params(lunet.models.build(unshared_name, { dataset = cfg.dataset,
                                                                   stem_stride = cfg.stem_stride }))
-  io.stdout:write(("\ntest accuracy %.2f%% (%d/%d) after %d epochs in %s\n"):format(
-    last.test_acc1, last.test_correct1, last.test_count, cfg.epochs,
+  io.stdout:write(("\ntest accuracy %.2f%% (%d/%d) after %d epoch%s in %s\n"):format(
+    last.test_acc1, last.test_correct1, last.test_count, cfg.epochs, cfg.epochs == 1 and "" or "s",
     require("lunet.progress").duration(seconds)))
   io.stdout:write(("parameters: %s for %s, %s for the unshared %s (%.1f%% fewer)\n"):format(
     thousands(shared_n), cfg.model, thousands(plain_n), unshared_name,

@@ -3,7 +3,7 @@
 -- per-step samples):
 --   loss            training loss (cross-entropy) sampled during the epochs, the
 --                   epoch means and the test loss
---   learning rate   the rate at each sample (log scale when it spans > 20x)
+--   learning rate   the rate at each sample
 --   accuracy        train and test top-1 (and test top-5), in percent
 --   regulariser     the orthogonality penalty (without lambdaR), total and per basis
 --                   group (log scale when it spans > 20x)
@@ -17,7 +17,7 @@ local M = {}
 
 local W, H = 1000, 720           -- the picture
 local PW, PH = 500, 360          -- one panel
-local ML, MR, MT, MB = 70, 20, 36, 44 -- panel margins
+local ML, MR, MT, MB = 70, 20, 52, 44 -- panel margins (the legend sits in the top one)
 local COLORS = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" }
 
@@ -124,6 +124,7 @@ local function panel(out, x0, y0, series, opts)
   end
 
   -- the series and the legend
+  local legend_x, legend_y = left, y0 + 36
   for i, s in ipairs(series) do
     local color = s.color or COLORS[(i - 1) % #COLORS + 1]
     local pts = {}
@@ -142,10 +143,15 @@ local function panel(out, x0, y0, series, opts)
         out[#out + 1] = ('<circle cx="%s" cy="%s" r="3" fill="%s"/>'):format(x, y, color)
       end
     end
-    local ly = top + 14 + (i - 1) * 15
-    out[#out + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>'):format(
-      left + w - 150, ly - 4, left + w - 132, ly - 4, color)
-    out[#out + 1] = ('<text x="%d" y="%d" font-size="11">%s</text>'):format(left + w - 127, ly, esc(s.name))
+    -- legend: a row above the plot, wrapping
+    local label_w = 26 + 6.2 * #s.name
+    if legend_x + label_w > left + w and legend_x > left then
+      legend_x, legend_y = left, legend_y + 13
+    end
+    out[#out + 1] = ('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="3"/>'):format(
+      legend_x, legend_y - 4, legend_x + 16, legend_y - 4, color)
+    out[#out + 1] = ('<text x="%.1f" y="%d" font-size="11">%s</text>'):format(legend_x + 20, legend_y, esc(s.name))
+    legend_x = legend_x + label_w
   end
 end
 
@@ -184,13 +190,13 @@ function M.svg(history, opts)
   }, { title = "loss", ylabel = "cross-entropy", x_max = opts.epochs })
   panel(out, PW, 0, {
     { name = "learning rate", points = lr_points, color = "#2ca02c" },
-  }, { title = "learning rate", ylabel = "lr", log = true, x_max = opts.epochs })
+  }, { title = "learning rate", ylabel = "lr", x_max = opts.epochs })
   panel(out, 0, PH, {
     { name = "train top-1", points = column(records, "train_acc1"), dots = true, color = "#1f77b4" },
     { name = "test top-1", points = column(records, "test_acc1"), dots = true, color = "#d62728" },
     { name = "test top-5", points = column(records, "test_acc5"), dots = true, color = "#ff7f0e" },
   }, { title = "accuracy", ylabel = "%", x_max = opts.epochs })
-  local reg_series = { { name = "mean over epoch", points = column(records, "train_reg"), dots = true } }
+  local reg_series = { { name = "total (epoch mean)", points = column(records, "train_reg"), dots = true } }
   local names = {}
   for _, r in ipairs(records) do
     for name in pairs(r.reg_groups or {}) do names[name] = true end

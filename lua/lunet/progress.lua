@@ -204,6 +204,19 @@ function Progress:step(done, s)
   end
 end
 
+--- During the evaluation after an epoch (a bar only): done of batches.
+function Progress:eval_step(done, batches)
+  if self.mode ~= "bar" then return end
+  local now = clock()
+  if now - (self.last_draw or 0) < 0.2 and done < batches then return end
+  self.last_draw = now
+  local filled = math.floor(self.width * done / batches + 0.5)
+  self.out:write(("\repoch %d/%d evaluating [%s%s] %d/%d\27[K"):format(self.epoch, self.epochs,
+    ("#"):rep(filled), ("."):rep(self.width - filled), done, batches))
+  self.out:flush()
+  self.bar_drawn = true
+end
+
 --- Ends an epoch: prints its summary line and writes its JSON line.
 function Progress:epoch_end(record)
   self:print(M.epoch_line(record, self.epochs))

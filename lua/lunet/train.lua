@@ -183,8 +183,10 @@ function M.train(cfg, hooks)
   local best_acc, best_epoch = 0, nil
   local last_ckpt, last_ckpt_epoch
   if resume_path then
-    local ck = checkpoint.restore(resume_path, { model = model, optimizer = opt })
-    if ck.rng then lunet.set_rng_state(ck.rng) end
+    local okr, ck = pcall(checkpoint.restore, resume_path, { model = model, optimizer = opt, rng = true })
+    if not okr then error("lunet.train: cannot resume: " .. tostring(ck), 0) end
+    -- the configuration's hyper-parameters win over the checkpoint's (flags may change them)
+    opt.momentum, opt.weight_decay, opt.nesterov = cfg.momentum, cfg.weight_decay, cfg.nesterov
     local extra = ck.extra or {}
     first_epoch = math.tointeger(ck.epoch) + 1
     skip = math.tointeger(extra.epoch_step or 0)
@@ -193,8 +195,9 @@ function M.train(cfg, hooks)
     history = extra.history or history
     last_ckpt, last_ckpt_epoch = resume_path, ck.epoch
   elseif cfg.pretrained then
-    local ck = checkpoint.load(cfg.pretrained)
-    model:load_state_dict({ tensors = ck.tensors, aliases = ck.aliases or {} })
+    local okl, ck = pcall(checkpoint.load, cfg.pretrained)
+    if okl then okl, ck = pcall(model.load_state_dict, model, { tensors = ck.tensors, aliases = ck.aliases or {} }) end
+    if not okl then error("lunet.train: cannot load the pretrained weights: " .. tostring(ck), 0) end
   end
   if cfg.device ~= "cpu" then model:to(cfg.device) end
 
@@ -226,9 +229,11 @@ function M.train(cfg, hooks)
   local ok, result = xpcall(function()
     for epoch = first_epoch, cfg.epochs do
       model:train()
-      local sums = partial or { loss = 0, reg = 0, correct1 = 0, correct5 = 0, count = 0, steps = 0 }
+      -- the epoch's running sums (saved with a mid-epoch checkpoint); window: the
+      -- losses since the last sample of the curves
+      local sums = partial or { loss = 0, reg = 0, correct1 = 0, correct5 = 0, count = 0, steps = 0,
+                                window = 0, window_n = 0 }
       partial = nil
-      local window, window_n = 0, 0
       local next_batch = loader:epoch(epoch)
       for _ = 1, skip do next_batch() end
       local first_step = skip
@@ -272,10 +277,11 @@ function M.train(cfg, hooks)
         if reg then sums.reg = sums.reg + reg:item() * n end
         sums.correct1 = sums.correct1 + F.topk_correct(logits, y, 1)
         sums.correct5 = sums.correct5 + F.topk_correct(logits, y, math.min(5, logits:size(2)))
-        window, window_n = window + ce_v, window_n + 1
+        sums.window, sums.window_n = sums.window + ce_v, sums.window_n + 1
         if step % sample_every == 0 or step == nb then
-          history.steps[#history.steps + 1] = { x = epoch - 1 + step / nb, loss = window / window_n, lr = lr }
-          window, window_n = 0, 0
+          history.steps[#history.steps + 1] = { x = epoch - 1 + step / nb, loss = sums.window / sums.window_n,
+                                                lr = lr }
+          sums.window, sums.window_n = 0, 0
         end
         local elapsed = clock() - t0
         local done_here = step - first_step
@@ -294,7 +300,8 @@ function M.train(cfg, hooks)
       local train_s = clock() - t0
       local stats = loader:stats()
 
-      local te = evaluate.run(model, test_loader, { device = cfg.device })
+      local te = evaluate.run(model, test_loader, { device = cfg.device,
+                                                    on_batch = function(d, n) prog:eval_step(d, n) end })
       last_eval_s = te.seconds
       local rec = {
         epoch = epoch, lr = epoch_lr,
@@ -314,6 +321,9 @@ function M.train(cfg, hooks)
           for _, g in ipairs(groups) do rec.reg_groups[g[1]] = lunet.reg.orthogonality(g[2]):item() end
           if not use_reg then rec.train_reg = lunet.reg.orthogonality(model):item() end
         end)
+      end
+      for k, v in pairs(rec) do
+        if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then rec[k] = nil end
       end
       if rec.test_acc1 > best_acc or best_epoch == nil then
         best_acc, best_epoch = rec.test_acc1, epoch
@@ -384,9 +394,9 @@ local function fail(msg)
   return 2
 end
 
---- `lunet train ...`: returns the exit status: 0 done, 1 diverged (message on
--- stderr), 2 bad arguments or configuration, 130 interrupted by Ctrl-C (a resumable
--- checkpoint saved).
+--- `lunet train ...`: returns the exit status: 0 done, 1 a failed run (diverged, bad
+-- checkpoint or dataset files...; the message on stderr), 2 bad arguments or
+-- configuration, 130 interrupted by Ctrl-C (a resumable checkpoint saved).
 function M.main(...)
   local ok, flags, positional, help = pcall(config.parse_flags, { ... })
   if not ok then return fail((tostring(flags):gsub("^config: ", ""))) end
@@ -422,11 +432,10 @@ function M.main(...)
       io.stderr:write(result.message, "\n")
       return 1
     end
-    if type(result) == "string" and result:match("^lunet%.train: ") then
-      io.stderr:write(result, "\n")
-      return 1
-    end
-    error(result, 0)
+    -- a bad checkpoint or dataset file, a full disk...: the message (with a traceback
+    -- when the error came from inside the loop)
+    io.stderr:write("lunet train: ", (tostring(result):gsub("^lunet%.train: ", "")), "\n")
+    return 1
   end
   if result.status == "interrupted" then
     io.stdout:write(("\ninterrupted at epoch %d, step %d: resumable checkpoint %s\n"

@@ -8,7 +8,7 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local H = dofile(here .. "helpers.lua")
 local lunet = require "lunet"
 
-local MODEL = "ResNet20_DoubleShared"
+local MODEL = "ResNet14_DoubleShared" -- the demo's (with shared_rank 8, stem_stride 2)
 local FASHION = "/usr/share/datasets/fashion-mnist"
 
 local function have_fashion()
@@ -205,7 +205,7 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
 
   -- A configuration on the small subset: 3 steps of 64 per epoch.
   local function small(out, extra)
-    local cfg = { model = MODEL, stem_stride = 2, dataset = "fashion-mnist", dataset_path = data_small, out = out,
+    local cfg = { model = MODEL, shared_rank = 8, stem_stride = 2, dataset = "fashion-mnist", dataset_path = data_small, out = out,
                   batch_size = 64, epochs = 2, lr = 0.05, workers = 1, progress = "none",
                   save_every = 1 }
     for k, v in pairs(extra or {}) do cfg[k] = v end
@@ -214,8 +214,8 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
 
   it("the loss falls; lunet eval reproduces the printed accuracy; metrics and curves are valid", function()
     local out = work .. "/main"
-    local stdout, err, code = H.lunet(("train --model=%s --stem_stride=2 --dataset=fashion-mnist --dataset_path=%s "
-      .. "--epochs=2 --batch_size=64 --lr=0.1 --warmup_epochs=0.5 --out=%s --progress=lines --workers=1"):format(
+    local stdout, err, code = H.lunet(("train --model=%s --shared_rank=8 --stem_stride=2 --dataset=fashion-mnist --dataset_path=%s "
+      .. "--epochs=2 --batch_size=64 --lr=0.1 --warmup_epochs=1 --out=%s --progress=lines --workers=1"):format(
       MODEL, H.quote(data2k), H.quote(out)))
     assert.are.equal(0, code, err)
     -- the resolved configuration is printed first
@@ -253,7 +253,7 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
     wrong = eval_out:match("top%-5 error %d+%.%d+%% %((%d+)/1000%)")
     assert.are.equal(r2.test_count - r2.test_correct5, tonumber(wrong))
     -- the same with the model and the path named, as the paper's command line does
-    local eval2 = H.lunet(("eval --model=%s --stem_stride=2 --dataset=fashion-mnist --pretrained=%s --dataset_path=%s --batch_size=64"):format(
+    local eval2 = H.lunet(("eval --model=%s --shared_rank=8 --stem_stride=2 --dataset=fashion-mnist --pretrained=%s --dataset_path=%s --batch_size=64"):format(
       MODEL, H.quote(out .. "/last.safetensors"), H.quote(data2k)))
     assert.matches(("top-1 error %.2f%%"):format(100 - r2.test_acc1), eval2, 1, true)
     -- the curves: well-formed SVG with the four panels
@@ -269,11 +269,14 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
   end)
 
   it("2 epochs straight == 1 epoch + resume + 1 epoch, and == a Ctrl-C inside epoch 2 + resume", function()
-    local a = lunet.train(small(work .. "/straight"))
+    -- a schedule that does not depend on the number of epochs (cosine does), as the paper's
+    local step = { schedule = "multistep", milestones = { 1 }, gamma = 0.5 }
+    local function with(t) for k, v in pairs(step) do t[k] = v end return t end
+    local a = lunet.train(small(work .. "/straight", with {}))
     assert.are.equal("done", a.status)
-    local b1 = lunet.train(small(work .. "/split", { epochs = 1 }))
+    local b1 = lunet.train(small(work .. "/split", with { epochs = 1 }))
     assert.are.equal("done", b1.status)
-    local b2 = lunet.train(small(work .. "/split", { resume = true }))
+    local b2 = lunet.train(small(work .. "/split", with { resume = true }))
     assert.are.equal("done", b2.status)
     assert_same_weights(work .. "/straight/last.safetensors", work .. "/split/last.safetensors")
     assert.are.equal(a.last.train_loss, b2.last.train_loss)
@@ -281,17 +284,17 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
 
     -- a real SIGINT to this process after step 2 of epoch 2
     local pid = slurp("/proc/self/stat"):match("^(%d+)")
-    local c1 = lunet.train(small(work .. "/interrupted"), {
+    local c1 = lunet.train(small(work .. "/interrupted", with {}), {
       on_step = function(epoch, step)
         if epoch == 2 and step == 2 then
-          os.execute("kill -INT " .. pid)
+          io.popen("kill -INT " .. pid):close() -- not os.execute: system() ignores SIGINT meanwhile
           local t0 = lunet.core.wall_clock()
           while lunet.core.wall_clock() - t0 < 0.05 do end
         end
       end,
     })
     assert.are.same({ "interrupted", 1, 2 }, { c1.status, c1.epoch, c1.step })
-    local c2 = lunet.train(small(work .. "/interrupted", { resume = work .. "/interrupted/last.safetensors" }))
+    local c2 = lunet.train(small(work .. "/interrupted", with { resume = work .. "/interrupted/last.safetensors" }))
     assert.are.equal("done", c2.status)
     assert_same_weights(work .. "/straight/last.safetensors", work .. "/interrupted/last.safetensors")
     assert.are.equal(a.last.train_loss, c2.last.train_loss)
@@ -301,16 +304,20 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
 
   it("Ctrl-C on the command line saves a resumable checkpoint and exits 130", function()
     local out = work .. "/cli_int"
-    local cmd = ("timeout -s INT --preserve-status 6 %s train --model=%s --stem_stride=2 "
-      .. "--dataset=fashion-mnist --dataset_path=%s --epochs=500 --batch_size=32 --out=%s --progress=lines --workers=1"):format(
-      H.quote(H.exe), MODEL, H.quote(data_small), H.quote(out))
-    local stdout, err, code = H.run(cmd)
+    os.execute("mkdir -p " .. H.quote(out))
+    -- start a long run, wait for its first epoch, then send SIGINT as Ctrl-C does
+    local script = ("%s train --model=%s --shared_rank=8 --stem_stride=2 --dataset=fashion-mnist "
+      .. "--dataset_path=%s --epochs=500 --batch_size=32 --out=%s --progress=lines --workers=1 & "
+      .. "pid=$!; for i in $(seq 1 1200); do grep -qs '\"event\":\"epoch\"' %s && break; sleep 0.05; done; "
+      .. "kill -INT $pid; wait $pid"):format(H.quote(H.exe), MODEL, H.quote(data_small), H.quote(out),
+                                             H.quote(out .. "/metrics.jsonl"))
+    local stdout, err, code = H.run("sh -c " .. H.quote(script))
     assert.are.equal(130, code, err)
     assert.matches("interrupted at epoch %d+, step %d+: resumable checkpoint .*last%.safetensors", stdout)
     local _, ck = weights(out .. "/last.safetensors")
     local done = math.tointeger(ck.epoch)
     -- resume from the checkpoint alone (its configuration), one more epoch
-    stdout, err, code = H.lunet(("train --resume=%s --epochs=%d --progress=none"):format(
+    stdout, err, code = H.lunet(("train --resume=%s --epochs=%d --progress=lines"):format(
       H.quote(out .. "/last.safetensors"), done + 1))
     assert.are.equal(0, code, err)
     assert.matches("resuming from", stdout, 1, true)
@@ -336,6 +343,34 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
     local r = lunet.train(small(out, { epochs = 2, resume = true }))
     assert.are.equal("done", r.status)
     assert.is_true(r.last.train_loss == r.last.train_loss)
+  end)
+
+  it("lunet demo trains, then prints the accuracy, the parameter counts and where the outputs are", function()
+    local out = work .. "/demo"
+    local stdout, err, code = H.lunet(("demo --dataset_path=%s --epochs=1 --warmup_epochs=0 --out=%s --progress=none"):format(
+      H.quote(data_small), H.quote(out)))
+    assert.are.equal(0, code, err)
+    assert.matches("^lunet demo: a shared%-basis ResNet %(ResNet14_DoubleShared%) learns Fashion%-MNIST", stdout)
+    local acc, correct, count = stdout:match("\ntest accuracy (%d+%.%d+)%% %((%d+)/(%d+)%) after 1 epoch in %d+:%d%d\n")
+    assert.is_truthy(acc, stdout)
+    assert.are.equal(128, tonumber(count))
+    assert.are.equal(("%.2f"):format(100 * tonumber(correct) / 128), acc)
+    -- the shared model against the same network without sharing
+    local shared, plain = stdout:match("parameters: ([%d,]+) for ResNet14_DoubleShared, ([%d,]+) for the unshared ResNet14")
+    local function n(s) return tonumber((s:gsub(",", ""))) end
+    local function count_params(name, opts)
+      local c = 0
+      for _, p in ipairs(lunet.models.build(name, opts):parameters()) do c = c + p:numel() end
+      return c
+    end
+    assert.are.same({ count_params(MODEL, { dataset = "fashion-mnist", shared_rank = 8 }),
+                      count_params("ResNet14", { dataset = "fashion-mnist" }) }, { n(shared), n(plain) })
+    assert.are.same({ 136182, 172218 }, { n(shared), n(plain) })
+    for _, what in ipairs { "checkpoint", "log", "plot" } do
+      local path = stdout:match("\n" .. what .. ": +(%S+)")
+      assert.is_truthy(path, what)
+      assert.is_truthy(io.open(path, "rb"), path)
+    end
   end)
 
   it("--pretrained loads weights only and --starting_epoch starts the schedule there", function()

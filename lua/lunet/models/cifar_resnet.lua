@@ -1,5 +1,6 @@
 --- CIFAR ResNets (docs/method.md section 3): ResNet20/32/44/56/110 and their
--- _DoubleShared variants.
+-- _DoubleShared variants, plus ResNet14 (n = 2, the smallest depth with a shared
+-- block per group; used by the Fashion-MNIST demo).
 --
 -- Layout (names as the authors' checkpoint keys): conv1 (3x3, 16 channels), bn1,
 -- relu (a layer); for each group g = 1..3 (widths 16, 32, 64, strides 1, 2, 2, n

@@ -70,10 +70,10 @@ add("ResNet101_Shared", "resnet", "ilsvrc",
 add("MobileNetV2", "mobilenetv2", "ilsvrc", {})
 add("MobileNetV2_Shared", "mobilenetv2", "ilsvrc", { sharing = "shared" })
 add("MobileNetV2_SharedDouble", "mobilenetv2", "ilsvrc", { sharing = "double" })
-for _, d in ipairs { { 20, 3 }, { 32, 5 }, { 44, 7 }, { 56, 9 }, { 110, 18 } } do
+for _, d in ipairs { { 14, 2 }, { 20, 3 }, { 32, 5 }, { 44, 7 }, { 56, 9 }, { 110, 18 } } do
   add("ResNet" .. d[1], "cifar_resnet", "cifar10", { depth_n = d[2] })
 end
-for _, d in ipairs { { 20, 3 }, { 32, 5 }, { 44, 7 }, { 56, 9 }, { 110, 18 } } do
+for _, d in ipairs { { 14, 2 }, { 20, 3 }, { 32, 5 }, { 44, 7 }, { 56, 9 }, { 110, 18 } } do
   add("ResNet" .. d[1] .. "_DoubleShared", "cifar_resnet", "cifar10",
       { depth_n = d[2], sharing = "double" }, { shared = 16, unique = 1 })
 end
