@@ -197,6 +197,14 @@ static void test_exact_bytes(ln_ctx *ctx) {
         memcpy(v, b + 8 + padded, 8);
         CHECK(v[0] == 1.0f && v[1] == -2.0f, "data little-endian f32");
     }
+    /* the same bytes through a caller's stream */
+    char *mem = NULL;
+    size_t mem_n = 0;
+    FILE *ms = open_memstream(&mem, &mem_n);
+    CHECK_OK(ctx, ln_safetensors_write(ctx, ms, "memory", 1, &nt, 1, &m));
+    fclose(ms);
+    CHECK(b && mem_n == n && memcmp(mem, b, n) == 0, "ln_safetensors_write gives the file's bytes");
+    free(mem);
     free(b);
     ln_tensor_release(t);
 }
