@@ -165,6 +165,7 @@ function Progress:epoch_start(epoch, epochs, batches, first, remaining_after)
   self.remaining_after = remaining_after or 0
   self.t0 = clock()
   self.last_print = self.t0
+  self.last_json = self.last_json or self.t0
   self.last_draw = 0
 end
 
@@ -176,10 +177,16 @@ function Progress:step_time(done)
 end
 
 --- After each step: done = steps done in this epoch; s = {loss, lr, images (per
--- second, this epoch), eval_s (the last evaluation's seconds, for the ETA)}.
+-- second, this epoch), eval_s (the last evaluation's seconds, for the ETA)}. Every
+-- log_every seconds this also writes a "step" JSON line (whatever the mode).
 function Progress:step(done, s)
-  if self.mode == "none" then return end
   local now = clock()
+  if self.metrics and now - self.last_json >= self.log_every then
+    self.last_json = now
+    self:event("step", { epoch = self.epoch, step = done, batches = self.batches, loss = s.loss,
+                         lr = s.lr, images_per_s = s.images })
+  end
+  if self.mode == "none" then return end
   local per = self:step_time(done)
   local eta_epoch = per and per * (self.batches - done) or nil
   local eta_run = eta_epoch and eta_epoch + self.remaining_after * (per * self.batches + (s.eval_s or 0))

@@ -226,7 +226,7 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
     local records, events = {}, {}
     for line in io.lines(out .. "/metrics.jsonl") do
       local r = json_decode(line)
-      events[#events + 1] = r.event
+      if r.event ~= "step" then events[#events + 1] = r.event end -- periodic ones: timing-dependent
       if r.event == "epoch" then records[#records + 1] = r end
     end
     assert.are.same({ "start", "epoch", "epoch", "done" }, events)
@@ -337,7 +337,10 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
     local _, ck = weights(out .. "/last.safetensors")
     assert.are.equal(1, math.tointeger(ck.epoch))
     local events = {}
-    for line in io.lines(out .. "/metrics.jsonl") do events[#events + 1] = json_decode(line).event end
+    for line in io.lines(out .. "/metrics.jsonl") do
+      local e = json_decode(line).event
+      if e ~= "step" then events[#events + 1] = e end
+    end
     assert.are.same({ "start", "epoch", "diverged" }, events)
     -- the kept checkpoint resumes (with a sane rate)
     local r = lunet.train(small(out, { epochs = 2, resume = true }))
@@ -376,12 +379,20 @@ describe_if(have_fashion(), "lunet train on Fashion-MNIST subsets", function()
   it("--pretrained loads weights only and --starting_epoch starts the schedule there", function()
     local src = work .. "/straight/best.safetensors"
     local seen = {}
-    local r = lunet.train(small(work .. "/pre", { pretrained = src, starting_epoch = 2, epochs = 2,
+    local r = lunet.train(small(work .. "/pre", { pretrained = src, starting_epoch = 2, epochs = 2, log_every = 0,
                                                   schedule = "multistep", milestones = { 1 }, gamma = 0.5 }),
                           { on_step = function(epoch) seen[#seen + 1] = epoch end })
     assert.are.equal("done", r.status)
     assert.are.same({ 2, 2, 2 }, seen)
     assert.are.equal(1, #r.history.epochs)
     assert.are.equal(0.025, r.history.epochs[1].lr)
+    -- log_every = 0: a "step" line in metrics.jsonl after every step
+    local steps = {}
+    for line in io.lines(work .. "/pre/metrics.jsonl") do
+      local e = json_decode(line)
+      if e.event == "step" then steps[#steps + 1] = { e.epoch, e.step, e.lr } end
+      assert.is_number(e.time)
+    end
+    assert.are.same({ { 2, 1, 0.025 }, { 2, 2, 0.025 }, { 2, 3, 0.025 } }, steps)
   end)
 end)
