@@ -162,9 +162,9 @@ describe("lunet.models registry", function()
       "ResNet18", "ResNet34", "ResNet34_DoubleShared", "ResNet34_SingleShared", "ResNet50",
       "ResNet50_SharedSingle", "ResNet50_Shared", "ResNet101", "ResNet101_SharedSingle",
       "ResNet101_Shared", "MobileNetV2", "MobileNetV2_Shared", "MobileNetV2_SharedDouble",
-      "ResNet20", "ResNet32", "ResNet44", "ResNet56", "ResNet110", "ResNet20_DoubleShared",
-      "ResNet32_DoubleShared", "ResNet44_DoubleShared", "ResNet56_DoubleShared",
-      "ResNet110_DoubleShared",
+      "ResNet14", "ResNet20", "ResNet32", "ResNet44", "ResNet56", "ResNet110",
+      "ResNet14_DoubleShared", "ResNet20_DoubleShared", "ResNet32_DoubleShared",
+      "ResNet44_DoubleShared", "ResNet56_DoubleShared", "ResNet110_DoubleShared",
     }
     assert.are.same(want, lunet.models.list())
     local l = lunet.models.list()

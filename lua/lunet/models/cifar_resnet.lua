@@ -1,5 +1,6 @@
 --- CIFAR ResNets (docs/method.md section 3): ResNet20/32/44/56/110 and their
--- _DoubleShared variants.
+-- _DoubleShared variants, plus ResNet14 (n = 2, the smallest depth with a shared
+-- block per group; used by the Fashion-MNIST demo).
 --
 -- Layout (names as the authors' checkpoint keys): conv1 (3x3, 16 channels), bn1,
 -- relu (a layer); for each group g = 1..3 (widths 16, 32, 64, strides 1, 2, 2, n
@@ -16,10 +17,11 @@ local WIDTHS = { 16, 32, 64 }
 local CifarResNet = nn.Module:extend("CifarResNet")
 
 --- spec: {depth_n = blocks per group, sharing = nil | "double"}; cfg: {classes,
--- in_channels, shared_rank, unique_rank, orthogonal_init}.
+-- in_channels, shared_rank, unique_rank, orthogonal_init, stem_stride (default 1)}.
 function CifarResNet:__init(spec, cfg)
   nn.Module.__init(self)
-  self.conv1 = nn.Conv2d(cfg.in_channels, 16, 3, { padding = 1, bias = false })
+  self.conv1 = nn.Conv2d(cfg.in_channels, 16, 3, { stride = cfg.stem_stride or 1, padding = 1,
+                                                  bias = false })
   self.bn1 = nn.BatchNorm2d(16)
   self.relu = nn.ReLU()
 
