@@ -37,6 +37,9 @@ lunet.is_tensor = core.is_tensor
 --- Seeds the context's random number generator.
 lunet.manual_seed = core.manual_seed
 lunet.initial_seed = core.initial_seed
+--- The context RNG's state: 4 unsigned 64-bit words as decimal strings (checkpoints).
+lunet.get_rng_state = core.get_rng_state
+lunet.set_rng_state = core.set_rng_state
 
 --- Grad mode.
 -- @section grad
@@ -62,12 +65,14 @@ lunet.cuda = {
 lunet.nn = require "lunet.nn"
 
 --- Parts loaded on first use: `lunet.models` (the model zoo), `lunet.reg` (the
--- orthogonality regulariser), `lunet.data` (datasets and loaders) and
+-- orthogonality regulariser), `lunet.data` (datasets and loaders), `lunet.optim`
+-- (SGD, schedules), `lunet.checkpoint`, `lunet.io` (safetensors, JSON) and
 -- `lunet.summary(model, input_shape)`.
 lunet.summary = function(...) return require("lunet.summary").summary(...) end
 setmetatable(lunet, {
   __index = function(t, k)
-    if k == "models" or k == "reg" or k == "data" then
+    if k == "models" or k == "reg" or k == "data" or k == "optim" or k == "checkpoint"
+        or k == "io" then
       local m = require("lunet." .. k)
       rawset(t, k, m)
       return m
