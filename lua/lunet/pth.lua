@@ -40,6 +40,16 @@ function M.load(path)
   return core.pth_load(path)
 end
 
+--- True when the file starts like a PyTorch checkpoint (a zip archive or the legacy
+-- format's magic pickle), as opposed to a lunet (safetensors) checkpoint.
+function M.is_pth(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(15) or ""
+  f:close()
+  return head:sub(1, 4) == "PK\3\4" or head == "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
+end
+
 --- Writes a value (see the module comment) as a zip-format .pth file, atomically.
 function M.save(path, value)
   if type(path) ~= "string" then
@@ -419,7 +429,8 @@ local function usage_fail(cmd, usage, msg)
 end
 
 local function fail(cmd, msg)
-  io.stderr:write("lunet ", cmd, ": ", tostring(msg), "\n")
+  msg = tostring(msg):gsub("^[^\n:]*:%d+: ", "") -- the position inside this library
+  io.stderr:write("lunet ", cmd, ": ", msg, "\n")
   return 1
 end
 

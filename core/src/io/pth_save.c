@@ -3,9 +3,11 @@
  * torch._utils._rebuild_tensor_v2(persistent storage id, offset, size, stride, False,
  * OrderedDict()), the id being ('storage', torch.<T>Storage, key, 'cpu', numel)),
  * each storage once in archive/data/<key> (tensors sharing a storage stay views of
- * one record), and archive/version. Written to a temporary file next to the target,
- * flushed to disk and renamed over it. */
+ * one record), and archive/version. Written to `<path>.tmp.<pid>.<n>`, synced and
+ * renamed over the target, so a failure leaves any previous file intact. */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <string.h>
 #include <unistd.h>
 #include "pth_internal.h"
@@ -250,8 +252,37 @@ static ln_status write_archive(ln_ctx *ctx, FILE *f, const pickler *w) {
     return st;
 }
 
+/* Creates `<path>.tmp.<pid>.<n>` exclusively (mode 0666 less the umask). */
+static ln_status create_temp(ln_ctx *ctx, const char *path, char **tmp_out, int *fd_out) {
+    size_t n = strlen(path) + 64;
+    char *tmp = malloc(n);
+    if (!tmp) return ln_fail(ctx, LN_ERR_NOMEM, "pth: out of memory");
+    for (int i = 0; i < 1000; i++) {
+        snprintf(tmp, n, "%s.tmp.%ld.%d", path, (long)getpid(), i);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) { *tmp_out = tmp; *fd_out = fd; return LN_OK; }
+        if (errno != EEXIST) break;
+    }
+    int e = errno;
+    free(tmp);
+    return ln_fail(ctx, LN_ERR_IO, "pth: cannot create a temporary file next to '%s': %s", path,
+                   e == EEXIST ? "too many left over" : strerror(e));
+}
+
+/* Best effort: makes the rename durable (the file itself is already synced). */
+static void sync_parent_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
 ln_status ln_pth_save_file(ln_ctx *ctx, const char *path, const ln_pth_value *root) {
-    if (!path || !root) return ln_fail(ctx, LN_ERR_ARG, "pth: save needs a path and a value");
+    if (!path || !*path || !root) return ln_fail(ctx, LN_ERR_ARG, "pth: save needs a path and a value");
     const uint16_t one = 1;
     if (*(const uint8_t *)&one != 1)
         return ln_fail(ctx, LN_ERR_UNSUPPORTED, "pth: writing from a big-endian host is not supported");
@@ -259,37 +290,26 @@ ln_status ln_pth_save_file(ln_ctx *ctx, const char *path, const ln_pth_value *ro
     ln_status st = put(&w, "\x80\x02", 2);
     if (st == LN_OK) st = put_value(&w, root, 0);
     if (st == LN_OK) st = put_op(&w, '.');
-
     char *tmp = NULL;
-    bool created = false;
     int fd = -1;
-    FILE *f = NULL;
+    if (st == LN_OK) st = create_temp(ctx, path, &tmp, &fd);
     if (st == LN_OK) {
-        size_t n = strlen(path);
-        tmp = malloc(n + 12);
-        if (!tmp) st = ln_fail(ctx, LN_ERR_NOMEM, "pth: out of memory");
+        FILE *f = fdopen(fd, "wb");
+        if (!f) {
+            st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
+            close(fd);
+        } else {
+            st = write_archive(ctx, f, &w);
+            if (st == LN_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+                st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
+            if (fclose(f) != 0 && st == LN_OK)
+                st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
+        }
+        if (st == LN_OK && rename(tmp, path) != 0)
+            st = ln_fail(ctx, LN_ERR_IO, "pth: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        if (st == LN_OK) sync_parent_dir(path);
+        else unlink(tmp);
     }
-    if (st == LN_OK) {
-        memcpy(tmp, path, strlen(path));
-        memcpy(tmp + strlen(path), ".tmpXXXXXX", 11);
-        fd = mkstemp(tmp);
-        created = fd >= 0;
-        if (fd < 0) st = ln_fail(ctx, LN_ERR_IO, "pth: cannot create a temporary file next to '%s': %s", path, strerror(errno));
-    }
-    if (st == LN_OK) {
-        f = fdopen(fd, "wb");
-        if (!f) st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
-        else fd = -1;
-    }
-    if (st == LN_OK) st = write_archive(ctx, f, &w);
-    if (st == LN_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
-    if (f && fclose(f) != 0 && st == LN_OK)
-        st = ln_fail(ctx, LN_ERR_IO, "pth: cannot write '%s': %s", tmp, strerror(errno));
-    if (fd >= 0) close(fd);
-    if (st == LN_OK && rename(tmp, path) != 0)
-        st = ln_fail(ctx, LN_ERR_IO, "pth: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (st != LN_OK && created) unlink(tmp);
     free(tmp);
     for (size_t i = 0; i < w.nst; i++) ln_tensor_release(w.st[i].host);
     free(w.st);
