@@ -389,6 +389,13 @@ static void test_handmade(ln_ctx *ctx) {
         CHECK(l->kind == LN_PTH_LIST && l->n == 1 && l->items[0] == l, "self-containing list");
         ln_pth_doc_free(doc);
     }
+    /* LIST from a MARK on an empty stack (found by libFuzzer: no pointer into a NULL stack) */
+    pickle_start(&b);
+    put(&b, "(l.", 3);
+    if (CHECK_OK(ctx, legacy(ctx, &b, NULL, 0, NULL, true, &doc))) {
+        CHECK(ln_pth_doc_root(doc)->kind == LN_PTH_LIST && ln_pth_doc_root(doc)->n == 0, "empty list");
+        ln_pth_doc_free(doc);
+    }
     /* a key set twice keeps its first place and takes its last value */
     pickle_start(&b);
     put(&b, "}(", 2);

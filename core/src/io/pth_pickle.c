@@ -369,7 +369,7 @@ static ln_status step(vm *m, bool *stop, ln_pth_value **result) {
     case 't': case 'l': case 'd': /* TUPLE, LIST, DICT from the values since MARK */
         LN_TRY(pop_mark(m, &first, &n));
         LN_TRY(new_seq(m, op == 't' ? LN_PTH_TUPLE : op == 'l' ? LN_PTH_LIST : LN_PTH_DICT,
-                       m->stack + first, n, &v));
+                       n ? m->stack + first : NULL, n, &v));
         m->sp = first;
         return push(m, v);
     case 0x85: case 0x86: case 0x87: /* TUPLE1..3 */
