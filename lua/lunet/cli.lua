@@ -2,7 +2,8 @@
 --     lunet                     the REPL (also `lunet -i`)
 --     lunet FILE.lua [args]     run a script; `arg` and `...` hold the args
 --     lunet -e 'code'           run a chunk
---     lunet demo                a short training demo
+--     lunet demo                the Fashion-MNIST training demo
+--     lunet train / eval        training and evaluation (lunet.train, lunet.evaluate)
 -- Returns the process exit status. A script's error propagates to main.c, which
 -- prints it with a traceback and exits with status 1.
 -- @module lunet.cli
@@ -15,7 +16,11 @@ local function usage()
     "  FILE.lua [args]    run a Lua script (arg[0] = FILE, arg[1..] = args, also `...`)",
     "  -e CODE            run a Lua chunk",
     "  -i                 interactive REPL",
-    "  demo               train a tiny convnet on synthetic images",
+    "  demo               train a shared-basis ResNet on Fashion-MNIST (a few minutes)",
+    "  train RECIPE.lua [--key=value...] | train --model=NAME --dataset=D --dataset_path=DIR [...]",
+    "                     train a model (`lunet train --help` for the flags)",
+    "  eval --model=NAME --pretrained=FILE --dataset_path=DIR [--batch_size=N]",
+    "                     top-1 and top-5 error of a checkpoint (`lunet eval --help`)",
     "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--classes=N] [--json]",
     "                     parameters, multiply-adds and FLOPs of a model, per layer",
     "                     (`lunet summary --help` for the options)",
@@ -32,6 +37,8 @@ end
 M.commands = {
   demo = function(...) return require("lunet.demo").run(...) end,
   summary = function(...) return require("lunet.summary").main(...) end,
+  train = function(...) return require("lunet.train").main(...) end,
+  eval = function(...) return require("lunet.evaluate").main(...) end,
   ["bench-data"] = function(...) return require("lunet.data.bench").main(...) end,
   import = function(...) return require("lunet.pth").import_main(...) end,
   export = function(...) return require("lunet.pth").export_main(...) end,

@@ -1,100 +1,93 @@
---- `lunet demo`: a tiny convnet trained from scratch on a synthetic two-class image
--- problem generated in-process (horizontal vs vertical stripes with noise, 16x16),
--- using only the functional ops and plain SGD written in Lua. It prints the loss every
--- 10 steps and the accuracy on held-out images. The Fashion-MNIST demo replaces it
--- once the data pipeline exists.
+--- `lunet demo` (`make demo`): trains a shared-basis ResNet on Fashion-MNIST
+-- (/usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist) in a few minutes
+-- on a laptop-class CPU, then prints the test accuracy, the parameter count against
+-- the same network without sharing, and where the checkpoint, the log and the plot are.
+--
+-- The run is lunet.train with the configuration `recipe` below (the same as
+-- recipes/fashion_mnist_demo.lua); flags override it as for `lunet train`, e.g.
+-- `lunet demo --out=/tmp/demo --epochs=5`.
 -- @module lunet.demo
 local lunet = require "lunet"
-local F = lunet.nn.functional
+local config = require "lunet.config"
 
 local M = {}
 
-local SIZE = 16
+--- The demo's configuration: ResNet20_DoubleShared S16U1 (method.md section 3: groups
+-- of 16/32/64 channels with 3 blocks, blocks 2 and 3 of each group built on the
+-- group's two shared 3x3 bases) for 28x28 grayscale images with a stride-2 stem, so
+-- that the feature maps are 14x14, 7x7 and 4x4; a short one-cycle-like schedule
+-- (linear warm-up, then cosine to zero).
+M.recipe = {
+  name = "FashionMNIST-ResNet20-S16U1 (demo)",
+  model = "ResNet20_DoubleShared", shared_rank = 16, unique_rank = 1, stem_stride = 2,
+  dataset = "fashion-mnist",
+  batch_size = 128, lr = 0.1, momentum = 0.9, weight_decay = 5e-4, lambdaR = 10,
+  epochs = 3, schedule = "cosine", warmup_epochs = 0.5, warmup_start_factor = 0.1,
+  out = "runs/demo",
+}
 
--- A batch of n stripe images (n, 1, SIZE, SIZE) and their 1-based labels (i64):
--- class 1 = horizontal stripes, class 2 = vertical; random period, phase and noise.
-local function make_batch(n, noise)
-  local images, labels = {}, {}
-  for i = 1, n do
-    local cls = math.random(1, 2)
-    local period = math.random(3, 6)
-    local phase = math.random(0, period - 1)
-    local img = {}
-    for r = 1, SIZE do
-      local row = {}
-      for c = 1, SIZE do
-        local k = (cls == 1 and r or c) + phase
-        row[c] = (k % period) * 2 < period and 1.0 or -1.0
-      end
-      img[r] = row
-    end
-    images[i] = { img }
-    labels[i] = cls
+local function count_params(model)
+  local n = 0
+  for _, p in ipairs(model:parameters()) do n = n + p:numel() end
+  return n
+end
+
+local function thousands(n)
+  local s = tostring(n)
+  repeat
+    local k
+    s, k = s:gsub("^(%d+)(%d%d%d)", "%1,%2")
+  until k == 0
+  return s
+end
+
+--- Runs the demo with optional `--key=value` flags; returns the exit status.
+function M.run(...)
+  local args = { ... }
+  if type(args[1]) == "table" then args = {} end -- called as a library function without flags
+  local ok, flags, positional, help = pcall(config.parse_flags, args)
+  if not ok then
+    io.stderr:write("lunet demo: ", (tostring(flags):gsub("^config: ", "")), "\n")
+    return 2
   end
-  local x = lunet.tensor(images) + lunet.randn(n, 1, SIZE, SIZE) * noise
-  return x, lunet.tensor(labels, { dtype = "i64" })
-end
-
--- He-initialised weight of the given shape, as a leaf that requires grad.
-local function weight(shape, fan_in)
-  return (lunet.randn(shape) * math.sqrt(2 / fan_in)):requires_grad(true)
-end
-
-local function new_net()
-  local net = {
-    w1 = weight({ 8, 1, 3, 3 }, 9),
-    g1 = lunet.ones({ 8 }, { requires_grad = true }), b1 = lunet.zeros({ 8 }, { requires_grad = true }),
-    m1 = lunet.zeros(8), v1 = lunet.ones(8),
-    w2 = weight({ 16, 8, 3, 3 }, 72),
-    g2 = lunet.ones({ 16 }, { requires_grad = true }), b2 = lunet.zeros({ 16 }, { requires_grad = true }),
-    m2 = lunet.zeros(16), v2 = lunet.ones(16),
-    fw = weight({ 2, 16 }, 16), fb = lunet.zeros({ 2 }, { requires_grad = true }),
-  }
-  net.params = { net.w1, net.g1, net.b1, net.w2, net.g2, net.b2, net.fw, net.fb }
-  return net
-end
-
--- x (N,1,16,16) -> logits (N,2)
-local function forward(net, x, training)
-  local bn = { training = training }
-  local h = F.conv2d(x, net.w1, nil, { padding = 1 })
-  h = F.relu(F.batch_norm2d(h, net.m1, net.v1, net.g1, net.b1, bn))
-  h = F.max_pool2d(h, { kernel = 2 })                        -- (N,8,8,8)
-  h = F.conv2d(h, net.w2, nil, { padding = 1 })
-  h = F.relu(F.batch_norm2d(h, net.m2, net.v2, net.g2, net.b2, bn))
-  h = F.global_avg_pool2d(h):reshape(x:size(1), 16)          -- (N,16)
-  return F.linear(h, net.fw, net.fb)
-end
-
---- Runs the demo; options (all optional): {steps = 100, batch = 32, lr = 0.2,
--- noise = 1.5, seed = 1, eval_size = 512, print = print}.
-function M.run(opts)
-  if type(opts) ~= "table" then opts = {} end
-  local steps, batch, lr = opts.steps or 100, opts.batch or 32, opts.lr or 0.2
-  local noise, out = opts.noise or 1.5, opts.print or print
-  local seed = opts.seed or 1
-  lunet.manual_seed(seed)
-  math.randomseed(seed)
-  out("lunet demo: a tiny convnet (2 x conv-bn-relu, pooling, linear) learns horizontal vs " ..
-      "vertical stripes on synthetic 16x16 images; the Fashion-MNIST demo arrives with the " ..
-      "data pipeline.")
-  local t0 = os.clock()
-  local net = new_net()
-  for step = 1, steps do
-    local x, y = make_batch(batch, noise)
-    local loss = F.cross_entropy(forward(net, x, true), y)
-    for _, p in ipairs(net.params) do p:zero_grad() end
-    loss:backward()
-    lunet.no_grad(function()
-      for _, p in ipairs(net.params) do p:add_(p.grad, -lr) end
-    end)
-    if step % 10 == 0 then out(("step %4d/%d  loss %.4f"):format(step, steps, loss:item())) end
+  if help then
+    io.stdout:write("usage: lunet demo [--key=value ...]   (the keys of `lunet train --help`)\n")
+    return 0
   end
-  local n = opts.eval_size or 512
-  local x, y = make_batch(n, noise)
-  local correct = lunet.no_grad(function() return F.topk_correct(forward(net, x, false), y, 1) end)
-  out(("final accuracy: %.1f%% (%d/%d held-out images), %.1f s CPU"):format(
-    100 * correct / n, correct, n, os.clock() - t0))
+  if #positional > 0 then
+    io.stderr:write(("lunet demo: unexpected argument '%s'\n"):format(positional[1]))
+    return 2
+  end
+  local okc, cfg = pcall(config.resolve, M.recipe, flags)
+  if not okc then
+    io.stderr:write("lunet demo: ", (tostring(cfg):gsub("^config: ", "")), "\n")
+    return 2
+  end
+  io.stdout:write(("lunet demo: a shared-basis ResNet (%s) learns Fashion-MNIST (60,000 training "
+                   .. "and 10,000 test images of clothing, 28x28) for %d epochs on the CPU.\n"):format(
+    cfg.model, cfg.epochs))
+  local t0 = lunet.core.wall_clock()
+  local result = lunet.train(cfg)
+  local seconds = lunet.core.wall_clock() - t0
+  if result.status ~= "done" then
+    io.stdout:write(("interrupted: continue with `lunet demo --resume` (checkpoint %s)\n"):format(
+      result.checkpoint))
+    return 130
+  end
+  local last = result.last
+  local unshared_name = cfg.model:gsub("_DoubleShared$", "")
+  local shared_n = count_params(result.model)
+  local plain_n = count_params(lunet.models.build(unshared_name, { dataset = cfg.dataset,
+                                                                  stem_stride = cfg.stem_stride }))
+  io.stdout:write(("\ntest accuracy %.2f%% (%d/%d) after %d epochs in %s\n"):format(
+    last.test_acc1, last.test_correct1, last.test_count, cfg.epochs,
+    require("lunet.progress").duration(seconds)))
+  io.stdout:write(("parameters: %s for %s, %s for the unshared %s (%.1f%% fewer)\n"):format(
+    thousands(shared_n), cfg.model, thousands(plain_n), unshared_name,
+    100 * (plain_n - shared_n) / plain_n))
+  io.stdout:write(("checkpoint: %s (best: %s)\nlog:        %s\nplot:       %s\n"):format(
+    result.paths.last, result.paths.best, result.paths.metrics, result.paths.curves))
+  io.stdout:write(("evaluate it again with: lunet eval --pretrained=%s\n"):format(result.paths.last))
   return 0
 end
 

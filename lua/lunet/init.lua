@@ -69,6 +69,8 @@ lunet.nn = require "lunet.nn"
 -- (SGD, schedules), `lunet.checkpoint`, `lunet.io` (safetensors, JSON) and
 -- `lunet.summary(model, input_shape)`.
 lunet.summary = function(...) return require("lunet.summary").summary(...) end
+--- `lunet.train(config)`: the training loop (lua/lunet/train.lua).
+lunet.train = function(...) return require("lunet.train").train(...) end
 setmetatable(lunet, {
   __index = function(t, k)
     if k == "models" or k == "reg" or k == "data" or k == "optim" or k == "checkpoint"

@@ -16,10 +16,11 @@ local WIDTHS = { 16, 32, 64 }
 local CifarResNet = nn.Module:extend("CifarResNet")
 
 --- spec: {depth_n = blocks per group, sharing = nil | "double"}; cfg: {classes,
--- in_channels, shared_rank, unique_rank, orthogonal_init}.
+-- in_channels, shared_rank, unique_rank, orthogonal_init, stem_stride (default 1)}.
 function CifarResNet:__init(spec, cfg)
   nn.Module.__init(self)
-  self.conv1 = nn.Conv2d(cfg.in_channels, 16, 3, { padding = 1, bias = false })
+  self.conv1 = nn.Conv2d(cfg.in_channels, 16, 3, { stride = cfg.stem_stride or 1, padding = 1,
+                                                  bias = false })
   self.bn1 = nn.BatchNorm2d(16)
   self.relu = nn.ReLU()
 
