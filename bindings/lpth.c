@@ -107,8 +107,15 @@ static void push_value(lua_State *L, const ln_pth_value *v, int memo, int depth)
 }
 
 /* core.pth_load(path) -> value, format ("zip" or "legacy") */
+/* The path argument: a string (a number is not taken for a file name). */
+static const char *path_arg(lua_State *L, const char *fn) {
+    if (lua_type(L, 1) != LUA_TSTRING)
+        lb_error(L, "%s: the path must be a string, got %s", fn, luaL_typename(L, 1));
+    return lua_tostring(L, 1);
+}
+
 static int l_pth_load(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = path_arg(L, "pth_load");
     doc_box *box = new_doc_box(L); /* index 2 */
     if (ln_pth_load_file(lb_ctx(L), path, &box->doc) != LN_OK) return lb_core_error(L, "pth_load");
     lua_newtable(L); /* memo, index 3 */
@@ -274,7 +281,7 @@ static ln_pth_value *make_value(lua_State *L, ln_pth_doc *doc, int idx, int dept
 
 /* core.pth_save(path, value) */
 static int l_pth_save(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = path_arg(L, "pth_save");
     luaL_checkany(L, 2);
     lua_settop(L, 2);
     doc_box *box = new_doc_box(L);

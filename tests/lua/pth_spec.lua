@@ -4,7 +4,7 @@
 -- the fixtures' input; shared-basis copies verified; shape mismatches and
 -- missing/unexpected keys reported; values and models written back (the authors' key
 -- order of ../shared/reference/authors-keys); hostile files refused; the `lunet
--- import` and `lunet export` commands.
+-- import` and `lunet export` commands, `lunet eval` and `lunet train` given a .pth.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local H = dofile(here .. "helpers.lua")
 local lunet = require "lunet"
@@ -268,6 +268,35 @@ describe("lunet import / export", function()
     for _, k in ipairs(ref.order) do assert.is_true(ref.tensors[k]:equal(sd.tensors[k]), k) end
     os.remove(ck)
     os.remove(back)
+  end)
+
+  it("evaluates a .pth directly, as its imported checkpoint, and fine-tunes from it", function()
+    local ck = tmpname(".lunet")
+    local _, err, code = H.lunet(("import %s --model=ResNet34_DoubleShared --out=%s"):format(
+      FIX .. "resnet34ds.pth", H.quote(ck)))
+    assert.are.equal(0, code, err)
+    local data = "--dataset=cifar10 --dataset_path=tests/fixtures"
+    local direct, err1, code1 = H.lunet(("eval --model=ResNet34_DoubleShared --pretrained=%s %s"):format(
+      FIX .. "resnet34ds.pth", data))
+    assert.are.equal(0, code1, err1)
+    assert.matches("24 shared-basis copies verified identical", direct, 1, true)
+    local imported, err2, code2 = H.lunet(("eval --pretrained=%s %s"):format(H.quote(ck), data))
+    assert.are.equal(0, code2, err2)
+    os.remove(ck)
+    local function errors(out) return out:match("(top%-1 error .-\ntop%-5 error [^\n]*)") end
+    assert.is_not_nil(errors(direct))
+    assert.are.equal(errors(direct), errors(imported))
+
+    local out = tmpname("")
+    local _, err3, code3 = H.lunet(("train --model=ResNet34_DoubleShared %s --pretrained=%s --epochs=1 "
+      .. "--batch_size=20 --lr=0 --progress=none --out=%s"):format(data, FIX .. "resnet34ds.pth", H.quote(out)))
+    assert.are.equal(0, code3, err3)
+    local trained = lunet.checkpoint.load(out .. "/last.safetensors").tensors
+    os.execute("rm -rf " .. H.quote(out))
+    local ref = pth.read_state_dict(FIX .. "resnet34ds.pth").tensors
+    for _, k in ipairs { "conv1.weight", "shared_basis_4_2.weight", "layer4.2.coeff_conv2.weight", "fc.bias" } do
+      assert.is_true(ref[k]:equal(trained[k]), k) -- lr 0: the weights stay the .pth's
+    end
   end)
 
   it("explains bad usage (status 2) and failures (status 1)", function()
