@@ -104,6 +104,7 @@ void lb_open_data(lua_State *L);     /* ldata.c: datasets and loaders */
 void lb_open_io(lua_State *L);       /* lio.c: safetensors files, RNG state */
 void lb_open_cuda(lua_State *L);     /* lcuda.c: allocator statistics, synchronize */
 void lb_open_process(lua_State *L);  /* lprocess.c: SIGINT flag, stdout tty, wall clock */
+void lb_open_pth(lua_State *L);      /* lpth.c: PyTorch checkpoints (.pth) */
 
 int luaopen_lunet_core(lua_State *L);
 

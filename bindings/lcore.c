@@ -27,6 +27,7 @@ int luaopen_lunet_core(lua_State *L) {
     lb_open_io(L);
     lb_open_cuda(L);
     lb_open_process(L);
+    lb_open_pth(L);
     lb_setfuncs(L, funcs);
     return 1;
 }

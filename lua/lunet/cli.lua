@@ -24,6 +24,10 @@ local function usage()
     "  summary --model=NAME [--shared_rank=S --unique_rank=U] [--dataset=D] [--classes=N] [--json]",
     "                     parameters, multiply-adds and FLOPs of a model, per layer",
     "                     (`lunet summary --help` for the options)",
+    "  import FILE.pth --model=NAME --out=FILE [--shared_rank=S --unique_rank=U]",
+    "                     a PyTorch checkpoint (zip or legacy) as a lunet checkpoint",
+    "  export CHECKPOINT --format=pth --out=FILE.pth",
+    "                     a lunet checkpoint as a PyTorch state dict (authors' layout)",
     "  bench-data --dataset_path=DIR [--workers=N] [--split=train|val]",
     "                     images/s of the data pipeline, and of torchvision's",
     "  -h, --help         this text",
@@ -36,6 +40,8 @@ M.commands = {
   train = function(...) return require("lunet.train").main(...) end,
   eval = function(...) return require("lunet.evaluate").main(...) end,
   ["bench-data"] = function(...) return require("lunet.data.bench").main(...) end,
+  import = function(...) return require("lunet.pth").import_main(...) end,
+  export = function(...) return require("lunet.pth").export_main(...) end,
 }
 
 -- True when path names a readable regular file (not a directory).

@@ -31,7 +31,7 @@ M.KEYS = {
   { "unique_rank", "integer", "U: unique basis filters per block (ranked models)" },
   { "stem_stride", "integer", "CIFAR ResNets: stride of the stem convolution, 1 (the paper's) or 2" },
   { "orthogonal_init", "boolean", "orthogonal initialisation of the shared bases (default: the model's)" },
-  { "pretrained", "string", "checkpoint whose weights start the run (weights only)" },
+  { "pretrained", "string", "checkpoint whose weights start the run (weights only; a lunet checkpoint or a PyTorch .pth)" },
   { "starting_epoch", "integer", "first epoch to train (1-based); the schedule starts there (default 1)" },
   { "epochs", "integer", "last epoch" },
   { "batch_size", "integer", "training batch size" },

@@ -77,7 +77,8 @@ local EVAL_KEYS = { "model", "pretrained", "dataset", "dataset_path", "batch_siz
 local USAGE = [[
 usage: lunet eval --model=NAME --pretrained=FILE --dataset_path=DIR [--dataset=D] [--batch_size=N]
   --model=NAME        a model of the zoo (default: the one the checkpoint was trained as)
-  --pretrained=FILE   the checkpoint (lunet train's .safetensors files)
+  --pretrained=FILE   the checkpoint (lunet train's .safetensors files, or a PyTorch .pth:
+                      zip or legacy format, read without running code from it)
   --dataset=D         ilsvrc (val/), cifar10, cifar100 (test batches) or fashion-mnist
                       (t10k files); default: the checkpoint's, else the model's
   --dataset_path=DIR  the dataset folder (default: the checkpoint's; Fashion-MNIST has one)
@@ -114,7 +115,9 @@ function M.main(...)
   end
   if not flags.pretrained then return fail("missing '--pretrained=FILE'") end
   local checkpoint = require "lunet.checkpoint"
-  local okc, ck = pcall(checkpoint.load, flags.pretrained)
+  local pth = require "lunet.pth"
+  local is_pth = pth.is_pth(flags.pretrained) -- a PyTorch checkpoint: read by lunet.pth
+  local okc, ck = pcall(is_pth and pth.read_state_dict or checkpoint.load, flags.pretrained)
   if not okc then return fail(tostring(ck)) end
   -- the run's own settings where the flags say nothing (a foreign file has none)
   local saved = type(ck.config) == "table" and ck.config or {}
@@ -128,6 +131,14 @@ function M.main(...)
     layer.dataset_path = nil
   end
   for k, v in pairs(flags) do layer[k] = v end
+  if is_pth and flags.model then -- ranks from the .pth's shapes unless given
+    local okm, inferred = pcall(pth.infer_options, flags.model, ck.tensors)
+    if okm then
+      for _, k in ipairs { "shared_rank", "unique_rank" } do
+        if layer[k] == nil then layer[k] = inferred[k] end
+      end
+    end
+  end
   layer.batch_size = layer.batch_size or 100
   local okr, cfg = pcall(config.resolve, layer)
   if not okr then return fail((tostring(cfg):gsub("^config: ", ""))) end
@@ -140,7 +151,13 @@ function M.main(...)
     dataset = cfg.dataset, shared_rank = cfg.shared_rank, unique_rank = cfg.unique_rank,
     stem_stride = cfg.stem_stride,
   })
-  local okl, lerr = pcall(model.load_state_dict, model, { tensors = ck.tensors, aliases = ck.aliases or {} })
+  local okl, lerr
+  if is_pth then
+    okl, lerr = pcall(pth.load_into, model, ck)
+    if okl then io.stdout:write(pth.describe_import(ck, model, lerr)) end
+  else
+    okl, lerr = pcall(model.load_state_dict, model, { tensors = ck.tensors, aliases = ck.aliases or {} })
+  end
   if not okl then
     io.stderr:write(("lunet eval: the checkpoint %s does not fit %s: %s\n"):format(
       flags.pretrained, cfg.model, tostring(lerr)))

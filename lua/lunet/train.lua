@@ -194,6 +194,9 @@ function M.train(cfg, hooks)
     best_acc, best_epoch = ck.best_acc or 0, extra.best_epoch
     history = extra.history or history
     last_ckpt, last_ckpt_epoch = resume_path, ck.epoch
+  elseif cfg.pretrained and require("lunet.pth").is_pth(cfg.pretrained) then
+    local pth = require "lunet.pth" -- a PyTorch checkpoint (the authors' weights)
+    pth.load_into(model, pth.read_state_dict(cfg.pretrained))
   elseif cfg.pretrained then
     local okl, ck = pcall(checkpoint.load, cfg.pretrained)
     if okl then okl, ck = pcall(model.load_state_dict, model, { tensors = ck.tensors, aliases = ck.aliases or {} }) end

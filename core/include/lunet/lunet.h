@@ -8,4 +8,5 @@
 #include "ops.h"
 #include "init.h"
 #include "data.h"
+#include "pth.h"
 #endif
