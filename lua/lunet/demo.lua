@@ -44,24 +44,12 @@ local function thousands(n)
   return s
 end
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 --- Runs the demo with optional `--key=value` flags; returns the exit status.
--- OpenMP threads that keep spinning between parallel regions (libgomp's default)
--- starve the data loader's threads and lose most of their time as soon as anything
--- else runs on a 2-core machine; the wait policy can only be chosen before the
--- OpenMP runtime starts, so when OMP_WAIT_POLICY is unset the demo runs itself again
--- with OMP_WAIT_POLICY=passive.
+-- (The lunet executable runs OpenMP with passive waits unless OMP_WAIT_POLICY is
+-- set: spinning threads would starve the data loader; see bindings/main.c.)
 function M.run(...)
   local args = { ... }
   if type(args[1]) == "table" then args = {} end -- called as a library function without flags
-  local exe = rawget(_G, "arg") and arg[-1]
-  if os.getenv("OMP_WAIT_POLICY") == nil and type(exe) == "string" and arg[0] == "demo" then
-    local cmd = { "OMP_WAIT_POLICY=passive", shell_quote(exe), "demo" }
-    for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
-    local _, how, code = os.execute(table.concat(cmd, " "))
-    return how == "exit" and code or 128 + code
-  end
   local ok, flags, positional, help = pcall(config.parse_flags, args)
   if not ok then
     io.stderr:write("lunet demo: ", (tostring(flags):gsub("^config: ", "")), "\n")
