@@ -6,11 +6,10 @@
  * one record), and archive/version. Written to `<path>.tmp.<pid>.<n>`, synced and
  * renamed over the target, so a failure leaves any previous file intact. */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <string.h>
 #include <unistd.h>
 #include "pth_internal.h"
+#include "atomic.h"
 
 #define PTH_MAX_WRITE_DEPTH 1000
 
@@ -252,34 +251,6 @@ static ln_status write_archive(ln_ctx *ctx, FILE *f, const pickler *w) {
     return st;
 }
 
-/* Creates `<path>.tmp.<pid>.<n>` exclusively (mode 0666 less the umask). */
-static ln_status create_temp(ln_ctx *ctx, const char *path, char **tmp_out, int *fd_out) {
-    size_t n = strlen(path) + 64;
-    char *tmp = malloc(n);
-    if (!tmp) return ln_fail(ctx, LN_ERR_NOMEM, "pth: out of memory");
-    for (int i = 0; i < 1000; i++) {
-        snprintf(tmp, n, "%s.tmp.%ld.%d", path, (long)getpid(), i);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) { *tmp_out = tmp; *fd_out = fd; return LN_OK; }
-        if (errno != EEXIST) break;
-    }
-    int e = errno;
-    free(tmp);
-    return ln_fail(ctx, LN_ERR_IO, "pth: cannot create a temporary file next to '%s': %s", path,
-                   e == EEXIST ? "too many left over" : strerror(e));
-}
-
-/* Best effort: makes the rename durable (the file itself is already synced). */
-static void sync_parent_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
 
 ln_status ln_pth_save_file(ln_ctx *ctx, const char *path, const ln_pth_value *root) {
     if (!path || !*path || !root) return ln_fail(ctx, LN_ERR_ARG, "pth: save needs a path and a value");
@@ -292,7 +263,7 @@ ln_status ln_pth_save_file(ln_ctx *ctx, const char *path, const ln_pth_value *ro
     if (st == LN_OK) st = put_op(&w, '.');
     char *tmp = NULL;
     int fd = -1;
-    if (st == LN_OK) st = create_temp(ctx, path, &tmp, &fd);
+    if (st == LN_OK) st = ln_io_create_temp(ctx, "pth", path, &tmp, &fd);
     if (st == LN_OK) {
         FILE *f = fdopen(fd, "wb");
         if (!f) {
@@ -307,7 +278,7 @@ ln_status ln_pth_save_file(ln_ctx *ctx, const char *path, const ln_pth_value *ro
         }
         if (st == LN_OK && rename(tmp, path) != 0)
             st = ln_fail(ctx, LN_ERR_IO, "pth: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        if (st == LN_OK) sync_parent_dir(path);
+        if (st == LN_OK) ln_io_sync_parent_dir(path);
         else unlink(tmp);
     }
     free(tmp);

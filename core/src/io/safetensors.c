@@ -8,14 +8,13 @@
  * and validated entry by entry, the tensors must tile the data section exactly, and
  * only then are tensors allocated and read (their total size is bounded by the file's). */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../internal.h"
 #include "lunet/io.h"
 #include "json.h"
+#include "atomic.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host (the format is little-endian)"
@@ -269,38 +268,6 @@ ln_status ln_safetensors_write(ln_ctx *ctx, FILE *f, const char *what, int n_ten
     return write_all(ctx, &k, n_tensors, tensors, n_meta, meta);
 }
 
-/* Creates `<path>.tmp.<pid>.<n>` exclusively (mode 0666 less the umask). */
-static ln_status create_temp(ln_ctx *ctx, const char *path, char **tmp_out, int *fd_out) {
-    size_t n = strlen(path) + 64;
-    char *tmp = malloc(n);
-    if (!tmp) return ln_fail(ctx, LN_ERR_NOMEM, "save_safetensors: out of memory");
-    for (int i = 0; i < 1000; i++) {
-        snprintf(tmp, n, "%s.tmp.%ld.%d", path, (long)getpid(), i);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) { *tmp_out = tmp; *fd_out = fd; return LN_OK; }
-        if (errno != EEXIST) {
-            int e = errno;
-            free(tmp);
-            return ln_fail(ctx, LN_ERR_IO, "save_safetensors: cannot create a temporary file next to '%s': %s",
-                           path, strerror(e));
-        }
-    }
-    free(tmp);
-    return ln_fail(ctx, LN_ERR_IO, "save_safetensors: cannot create a temporary file next to '%s': too many left over",
-                   path);
-}
-
-/* Best effort: makes the rename durable (the file itself is already synced). */
-static void sync_parent_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
 
 ln_status ln_safetensors_save(ln_ctx *ctx, const char *path, int n_tensors,
                               const ln_named_tensor *tensors, int n_meta,
@@ -309,7 +276,7 @@ ln_status ln_safetensors_save(ln_ctx *ctx, const char *path, int n_tensors,
     LN_TRY(check_inputs(ctx, path, n_tensors, tensors, n_meta, meta));
     char *tmp = NULL;
     int fd = -1;
-    LN_TRY(create_temp(ctx, path, &tmp, &fd));
+    LN_TRY(ln_io_create_temp(ctx, "save_safetensors", path, &tmp, &fd));
     ln_status st = LN_OK;
     FILE *f = fdopen(fd, "wb");
     if (!f) {
@@ -329,7 +296,7 @@ ln_status ln_safetensors_save(ln_ctx *ctx, const char *path, int n_tensors,
         goto fail;
     }
     free(tmp);
-    sync_parent_dir(path);
+    ln_io_sync_parent_dir(path);
     return LN_OK;
 fail:
     unlink(tmp);
