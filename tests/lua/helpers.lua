@@ -92,6 +92,15 @@ function H.gradcheck(fn, inputs, opts)
 end
 
 -- The lunet executable under test and the build directory it lives in.
+--- Parses JSON text with dkjson (a dependency of busted); null reads as dkjson.null.
+-- Errors on malformed text.
+function H.json_decode(text)
+  local dkjson = require "dkjson"
+  local v, _, err = dkjson.decode(text, 1, dkjson.null)
+  if err then error("json: " .. err, 2) end
+  return v
+end
+
 H.exe = LUNET_EXE or "build/bin/lunet"
 H.build_dir = H.exe:match("^(.*)/bin/[^/]*$") or "build"
 
