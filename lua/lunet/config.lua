@@ -193,9 +193,8 @@ function M.load_recipe(path)
   return M.check(t, "in recipe " .. path)
 end
 
--- Converts the text of a flag to the key's type.
-local function flag_value(key, text)
-  local t = TYPE_OF[key]
+-- Converts the text of a flag to the type t of its key.
+local function flag_value(key, text, t)
   local function bad(what)
     fail("flag '--%s' must be %s, got '%s'", key, what, text)
   end
@@ -236,7 +235,15 @@ end
 --- Parses `--key=value` arguments (a list of strings). A boolean flag alone
 -- (`--nesterov`, `--resume`) means true. Returns the settings table, the list of
 -- the other arguments (positional ones, in order) and whether --help was given.
-function M.parse_flags(args)
+-- keys (optional): the flags accepted, a list like KEYS ({name, type, text}); default
+-- KEYS (other commands, e.g. `lunet bench`, pass their own).
+function M.parse_flags(args, keys)
+  local type_of, names = TYPE_OF, M.key_names()
+  if keys then
+    type_of, names = {}, {}
+    for i, k in ipairs(keys) do type_of[k[1]], names[i] = k[2], k[1] end
+    table.sort(names)
+  end
   local flags, positional, help = {}, {}, false
   for _, a in ipairs(args) do
     if a == "--help" or a == "-h" then
@@ -244,18 +251,18 @@ function M.parse_flags(args)
     elseif a:sub(1, 2) == "--" then
       local key, value = a:match("^%-%-([%w_%-]+)=(.*)$")
       if not key then key = a:match("^%-%-([%w_%-]+)$") end
-      if not key or not TYPE_OF[key] then
-        local names = {}
-        for i, k in ipairs(M.key_names()) do names[i] = "--" .. k end
-        fail("unknown flag '%s'; valid flags: %s", a, table.concat(names, ", "))
+      if not key or not type_of[key] then
+        local shown = {}
+        for i, k in ipairs(names) do shown[i] = "--" .. k end
+        fail("unknown flag '%s'; valid flags: %s", a, table.concat(shown, ", "))
       end
       if flags[key] ~= nil then fail("flag '--%s' given twice", key) end
+      local t = type_of[key]
       if value == nil then
-        local t = TYPE_OF[key]
         if t ~= "boolean" and t ~= "string|boolean" then fail("flag '--%s' needs a value: --%s=VALUE", key, key) end
         flags[key] = true
       else
-        flags[key] = flag_value(key, value)
+        flags[key] = flag_value(key, value, t)
       end
     else
       positional[#positional + 1] = a
