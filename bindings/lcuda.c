@@ -5,11 +5,11 @@
 #include "lbind.h"
 
 /* core.cuda_memory_stats() -> {allocated =, cached =, peak_allocated =, n_cuda_malloc =,
- * n_cuda_free =, n_reused =} (bytes and counts) */
+ * n_cuda_free =, n_reused =, pinned_in_use =, pinned_cached =} (bytes and counts) */
 static int l_memory_stats(lua_State *L) {
     ln_cuda_mem_stats s;
     ln_cuda_memory_stats(lb_ctx(L), &s);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 8);
     lua_pushinteger(L, (lua_Integer)s.allocated);
     lua_setfield(L, -2, "allocated");
     lua_pushinteger(L, (lua_Integer)s.cached);
@@ -22,6 +22,10 @@ static int l_memory_stats(lua_State *L) {
     lua_setfield(L, -2, "n_cuda_free");
     lua_pushinteger(L, (lua_Integer)s.n_reused);
     lua_setfield(L, -2, "n_reused");
+    lua_pushinteger(L, (lua_Integer)s.pinned_in_use);
+    lua_setfield(L, -2, "pinned_in_use");
+    lua_pushinteger(L, (lua_Integer)s.pinned_cached);
+    lua_setfield(L, -2, "pinned_cached");
     return 1;
 }
 

@@ -332,7 +332,7 @@ static lb_loader *loader_arg(lua_State *L, const char *fn) {
 
 static int l_loader(lua_State *L) {
     static const char *const keys[] = {"batch_size", "shuffle", "drop_last", "workers", "prefetch",
-                                       "seed", NULL};
+                                       "seed", "device", NULL};
     const char *fn = "loader";
     ln_dataset *ds = dataset_arg(L, 1, fn)->ds;
     lb_check_opts(L, 2, fn, keys);
@@ -346,6 +346,10 @@ static int l_loader(lua_State *L) {
     o.workers = opt_count(L, 2, fn, "workers", o.workers, 0, 256);
     o.prefetch = opt_count(L, 2, fn, "prefetch", o.prefetch, 0, 64);
     o.seed = (uint64_t)opt_int(L, 2, fn, "seed", (lua_Integer)o.seed);
+    if (opt_present(L, 2, "device")) {
+        o.device = lb_device_arg(L, -1, fn);
+        lua_pop(L, 1);
+    }
     lb_loader *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->ld = NULL;
     luaL_setmetatable(L, LB_LOADER_MT);

@@ -115,6 +115,23 @@ static int m_is_contiguous(lua_State *L) {
     return 1;
 }
 
+static int m_is_pinned(lua_State *L) {
+    lua_pushboolean(L, ln_tensor_is_pinned(self_arg(L, "is_pinned")));
+    return 1;
+}
+
+/* t:pin_memory([device]): a copy of CPU tensor t in page-locked memory, from which
+ * copies to the CUDA device (default cuda:0) do not block (t itself if pinned). */
+static int m_pin_memory(lua_State *L) {
+    ln_tensor *t = self_arg(L, "pin_memory");
+    ln_device dev = {LN_CUDA, 0};
+    if (!lua_isnoneornil(L, 2)) dev = lb_device_arg(L, 2, "pin_memory");
+    if (dev.type != LN_CUDA) return lb_error(L, "pin_memory: the device must be cuda or cuda:N");
+    ln_tensor **out = lb_new_tensor(L);
+    if (ln_tensor_pin(lb_ctx(L), t, dev.index, out) != LN_OK) return lb_core_error(L, "pin_memory");
+    return 1;
+}
+
 static int m_is_leaf(lua_State *L) {
     lua_pushboolean(L, self_arg(L, "is_leaf")->grad_fn == NULL);
     return 1;
@@ -445,6 +462,8 @@ void lb_open_tensor(lua_State *L) {
         {"dtype", m_dtype},
         {"device", m_device},
         {"is_contiguous", m_is_contiguous},
+        {"is_pinned", m_is_pinned},
+        {"pin_memory", m_pin_memory},
         {"is_leaf", m_is_leaf},
         {"grad_fn", m_grad_fn},
         {"item", m_item},

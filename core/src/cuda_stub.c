@@ -31,6 +31,15 @@ void ln_cuda_free(ln_ctx *ctx, int device, void *ptr) { (void)ctx; (void)device;
 ln_status ln_cuda_empty_cache(ln_ctx *ctx) { (void)ctx; return LN_OK; }
 void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out) { (void)ctx; memset(out, 0, sizeof *out); }
 ln_status ln_cuda_workspace(ln_ctx *ctx, size_t nbytes, void **ptr) { (void)nbytes; *ptr = NULL; return no_cuda(ctx); }
+ln_status ln_cuda_host_alloc(ln_ctx *ctx, int device, size_t nbytes, void **ptr, size_t *size) {
+    (void)device; (void)nbytes; *ptr = NULL; *size = 0; return no_cuda(ctx);
+}
+void ln_cuda_host_free(ln_ctx *ctx, void *ptr) { (void)ctx; (void)ptr; }
+ln_status ln_cuda_memcpy_h2d_pinned(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
+ln_status ln_cuda_memcpy_h2d_ahead(ln_ctx *ctx, void *dst, const void *src, size_t n, ln_cuda_ticket **ticket) {
+    (void)dst; (void)src; (void)n; *ticket = NULL; return no_cuda(ctx);
+}
+ln_status ln_cuda_ticket_wait(ln_ctx *ctx, ln_cuda_ticket *ticket) { (void)ctx; (void)ticket; return LN_OK; }
 ln_status ln_cuda_memcpy_h2d(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
 ln_status ln_cuda_memcpy_d2h(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }
 ln_status ln_cuda_memcpy_d2d(ln_ctx *ctx, void *dst, const void *src, size_t n) { (void)dst; (void)src; (void)n; return no_cuda(ctx); }

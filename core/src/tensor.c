@@ -81,15 +81,34 @@ static ln_status storage_new(ln_ctx *ctx, ln_device dev, size_t nbytes, ln_stora
     return LN_OK;
 }
 
+/* A CPU storage in pinned memory of CUDA device `device`'s context state. */
+static ln_status storage_new_pinned(ln_ctx *ctx, int device, size_t nbytes, ln_storage **out) {
+    ln_storage *s = calloc(1, sizeof *s);
+    if (!s) return ln_fail(ctx, LN_ERR_NOMEM, "out of memory allocating a storage");
+    ln_status st = ln_cuda_host_alloc(ctx, device, nbytes, &s->data, &s->alloc_bytes);
+    if (st != LN_OK) { free(s); return st; }
+    s->refcount = 1;
+    s->device = ln_cpu();
+    s->nbytes = nbytes;
+    s->pinned = true;
+    s->ctx = ctx;
+    ln_ctx_retain(ctx);
+    ctx->allocated_total += s->alloc_bytes;
+    *out = s;
+    return LN_OK;
+}
+
 static void storage_release(ln_storage *s) {
     if (!s || --s->refcount > 0) return;
-    if (s->device.type == LN_CPU) ln_cpu_free(s->ctx, s->data, s->alloc_bytes);
+    if (s->pinned) ln_cuda_host_free(s->ctx, s->data);
+    else if (s->device.type == LN_CPU) ln_cpu_free(s->ctx, s->data, s->alloc_bytes);
     else ln_cuda_free(s->ctx, s->device.index, s->data);
     ln_ctx_release(s->ctx);
     free(s);
 }
 
 /* ------------------------------------------------------------ tensors */
+static void cpu_copy(ln_tensor *dst, const ln_tensor *src);
 static ln_status tensor_wrap(ln_ctx *ctx, ln_storage *s, ln_dtype dt, int ndim,
                              const int64_t *shape, const int64_t *strides, int64_t offset,
                              ln_tensor **out) {
@@ -108,9 +127,8 @@ static ln_status tensor_wrap(ln_ctx *ctx, ln_storage *s, ln_dtype dt, int ndim,
     return LN_OK;
 }
 
-ln_status ln_tensor_empty(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
-                          const int64_t *shape, ln_tensor **out) {
-    *out = NULL;
+/* The byte size of a new tensor of that dtype and shape, or an error. */
+static ln_status new_tensor_bytes(ln_ctx *ctx, ln_dtype dt, int ndim, const int64_t *shape, size_t *nbytes) {
     if ((unsigned)dt >= LN_DTYPE_COUNT) return ln_fail(ctx, LN_ERR_DTYPE, "unknown dtype %d", (int)dt);
     if (ndim < 0 || ndim > LN_MAX_DIMS)
         return ln_fail(ctx, LN_ERR_SHAPE, "tensors have 0 to %d dimensions, got %d", LN_MAX_DIMS, ndim);
@@ -120,8 +138,45 @@ ln_status ln_tensor_empty(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
         ln_shape_format(ndim, shape, shp, sizeof shp);
         return ln_fail(ctx, LN_ERR_SHAPE, "invalid tensor shape %s (negative or too large)", shp);
     }
+    *nbytes = (size_t)numel * ln_dtype_size(dt);
+    return LN_OK;
+}
+
+ln_status ln_tensor_empty_pinned(ln_ctx *ctx, ln_dtype dt, int device, int ndim,
+                                 const int64_t *shape, ln_tensor **out) {
+    *out = NULL;
+    size_t nbytes = 0;
+    LN_TRY(new_tensor_bytes(ctx, dt, ndim, shape, &nbytes));
     ln_storage *s = NULL;
-    LN_TRY(storage_new(ctx, dev, (size_t)numel * ln_dtype_size(dt), &s));
+    LN_TRY(storage_new_pinned(ctx, device, nbytes, &s));
+    ln_status st = tensor_wrap(ctx, s, dt, ndim, shape, NULL, 0, out);
+    storage_release(s);
+    return st;
+}
+
+bool ln_tensor_is_pinned(const ln_tensor *t) { return t->storage->pinned; }
+
+ln_status ln_tensor_pin(ln_ctx *ctx, ln_tensor *t, int device, ln_tensor **out) {
+    *out = NULL;
+    if (t->storage->device.type != LN_CPU)
+        return ln_fail(ctx, LN_ERR_DEVICE, "pin_memory: only CPU tensors can be pinned");
+    if (t->storage->pinned && ln_tensor_is_contiguous(t)) {
+        ln_tensor_retain(t);
+        *out = t;
+        return LN_OK;
+    }
+    LN_TRY(ln_tensor_empty_pinned(ctx, t->dtype, device, t->ndim, t->shape, out));
+    cpu_copy(*out, t);
+    return LN_OK;
+}
+
+ln_status ln_tensor_empty(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
+                          const int64_t *shape, ln_tensor **out) {
+    *out = NULL;
+    size_t nbytes = 0;
+    LN_TRY(new_tensor_bytes(ctx, dt, ndim, shape, &nbytes));
+    ln_storage *s = NULL;
+    LN_TRY(storage_new(ctx, dev, nbytes, &s));
     ln_status st = tensor_wrap(ctx, s, dt, ndim, shape, NULL, 0, out);
     storage_release(s);
     return st;
@@ -412,7 +467,9 @@ ln_status ln_tensor_copy_(ln_ctx *ctx, ln_tensor *dst, const ln_tensor *src) {
         LN_CHECK(st, ln_tensor_empty(ctx, dst->dtype, ln_cpu(), dst->ndim, dst->shape, &hd), done);
         cpu_copy(hd, hs);
     }
-    if (ln_tensor_is_contiguous(dst)) {
+    if (ln_tensor_is_contiguous(dst) && hd->storage->pinned) { /* queued, the host goes on */
+        st = ln_cuda_memcpy_h2d_pinned(ctx, ln_tensor_data(dst), ln_tensor_data(hd), nbytes);
+    } else if (ln_tensor_is_contiguous(dst)) {
         st = ln_cuda_memcpy_h2d(ctx, ln_tensor_data(dst), ln_tensor_data(hd), nbytes);
     } else { /* strided device destination: a contiguous device stage, then the kernel */
         LN_CHECK(st, ln_tensor_empty(ctx, dst->dtype, dst->storage->device, dst->ndim, dst->shape, &dd), done);

@@ -165,7 +165,7 @@ function M.main(...)
   end
   if cfg.device ~= "cpu" then model:to(cfg.device) end
   local ds = M.test_dataset(cfg)
-  local loader = lunet.data.loader { dataset = ds, batch_size = cfg.eval_batch_size,
+  local loader = lunet.data.loader { dataset = ds, batch_size = cfg.eval_batch_size, device = cfg.device,
                                      workers = cfg.workers, shuffle = false }
   io.stdout:write(("evaluating %s (%s) on %d %s images\n"):format(
     cfg.model, flags.pretrained, #ds, cfg.dataset))

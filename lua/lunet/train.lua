@@ -166,10 +166,12 @@ function M.train(cfg, hooks)
     stem_stride = cfg.stem_stride, orthogonal_init = cfg.orthogonal_init,
   })
   local train_ds, test_ds = M.train_dataset(cfg), evaluate.test_dataset(cfg)
+  -- on a GPU the loaders fill pinned memory and copy each batch while the previous
+  -- one is computed on
   local loader = lunet.data.loader { dataset = train_ds, batch_size = cfg.batch_size,
-                                     workers = cfg.workers, seed = cfg.seed }
+                                     workers = cfg.workers, seed = cfg.seed, device = cfg.device }
   local test_loader = lunet.data.loader { dataset = test_ds, batch_size = cfg.eval_batch_size,
-                                          workers = cfg.workers, shuffle = false }
+                                          workers = cfg.workers, shuffle = false, device = cfg.device }
   local params = model:parameters()
   local opt = optim.SGD(params, { lr = cfg.lr, momentum = cfg.momentum,
                                   weight_decay = cfg.weight_decay, nesterov = cfg.nesterov })
@@ -248,7 +250,6 @@ function M.train(cfg, hooks)
       while true do
         local x, y = next_batch()
         if x == nil then break end
-        if cfg.device ~= "cpu" then x, y = x:to(cfg.device), y:to(cfg.device) end
         local lr = lr_at(epoch, step / nb)
         opt.lr = lr
         local logits = model(x)
@@ -258,6 +259,13 @@ function M.train(cfg, hooks)
           reg = lunet.reg.orthogonality(model)
           loss = ce + cfg.lambdaR * reg
         end
+        opt:zero_grad()
+        loss:backward()
+        opt:step()
+        -- Values are read back once the whole step is queued (on a GPU a read waits for
+        -- the queue to drain; reading the loss before backward would leave the device
+        -- idle while the host queues the backward pass). A non-finite loss has then
+        -- already reached the weights in memory; the checkpoints on disk are untouched.
         local loss_v = loss:item()
         if loss_v ~= loss_v or loss_v == math.huge or loss_v == -math.huge then
           local kept = last_ckpt and ("the last good checkpoint is %s (epoch %d)"):format(
@@ -267,9 +275,6 @@ function M.train(cfg, hooks)
           prog:event("diverged", { epoch = epoch, step = step + 1, lr = lr, checkpoint = last_ckpt })
           error(setmetatable({ kind = "diverged", message = msg, epoch = epoch, step = step + 1 }, Diverged))
         end
-        opt:zero_grad()
-        loss:backward()
-        opt:step()
 
         local n = x:size(1)
         local ce_v = ce:item()

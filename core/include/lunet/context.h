@@ -82,11 +82,13 @@ typedef struct ln_cuda_mem_stats {
     int64_t n_cuda_malloc;  /* successful cudaMalloc calls */
     int64_t n_cuda_free;    /* cudaFree calls (cache emptied, OOM retry, teardown) */
     int64_t n_reused;       /* requests served from the cache */
+    size_t pinned_in_use;   /* pinned host bytes held by tensors (loader batches...) */
+    size_t pinned_cached;   /* pinned host bytes kept for reuse */
 } ln_cuda_mem_stats;
 /* The allocator's counters; all zero before the first CUDA allocation (and always in
  * a build without CUDA). */
 void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out);
-/* Returns cached, unused blocks to the driver (after waiting for the stream); LN_OK
+/* Returns cached, unused blocks (device, and pinned host) to the driver (after waiting for the stream); LN_OK
  * when no CUDA state exists. */
 ln_status ln_cuda_empty_cache(ln_ctx *ctx);
 /* Waits for all work queued on the context's stream; LN_OK when no CUDA state exists

@@ -135,9 +135,12 @@ typedef struct ln_loader_opts {
     int workers;         /* worker threads; 0 = load in the caller's thread, in next() */
     int prefetch;        /* batches prepared ahead (>= 1); 0: 2 + workers / 4 */
     uint64_t seed;
+    ln_device device;    /* where next() puts images and labels: the CPU, or a CUDA device:
+                            then batches are loaded into pinned memory and each one's copy
+                            runs while the caller computes on the previous one */
 } ln_loader_opts;
 
-/* batch_size 32, shuffle, no drop_last, 2 workers, prefetch 0 (automatic), seed 0. */
+/* batch_size 32, shuffle, no drop_last, 2 workers, prefetch 0 (automatic), seed 0, CPU. */
 void ln_loader_opts_default(ln_loader_opts *o);
 
 /* The loader retains ds. Worker threads start here and wait for an epoch. */
@@ -151,7 +154,8 @@ void ln_loader_destroy(ln_loader *ld);
  * unfinished epoch is abandoned first. */
 ln_status ln_loader_start_epoch(ln_ctx *ctx, ln_loader *ld, int64_t epoch);
 /* The next batch of the epoch, waiting for it if needed: images (B,C,H,W) f32,
- * labels (B) i64 0-based, and when indices is not NULL the 0-based dataset indices
+ * labels (B) i64 0-based, both on opts.device (the copy already ordered before any
+ * later work of the context), and when indices is not NULL the 0-based dataset indices
  * of the samples (a replaced sample shows its replacement). The caller owns the
  * tensors. At the end of the epoch all three are NULL and LN_OK is returned. Fails
  * when no epoch was started, or when a sample failed beyond skipping (out of memory,

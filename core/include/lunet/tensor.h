@@ -25,6 +25,7 @@ typedef struct ln_storage {
     ln_device device;
     size_t nbytes;
     size_t alloc_bytes; /* size of the block behind data (the allocator's size class) */
+    bool pinned;        /* CPU storage in page-locked memory (CUDA's pinned-block cache) */
     void *data;
     ln_ctx *ctx; /* retained: frees device memory through the ctx's allocator */
 } ln_storage;
@@ -63,6 +64,15 @@ ln_status ln_tensor_zeros(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
                           const int64_t *shape, ln_tensor **out);
 ln_status ln_tensor_full(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
                          const int64_t *shape, double value, ln_tensor **out);
+/* A CPU tensor in page-locked (pinned) host memory, from which copies to CUDA device
+ * `device` run without blocking the host (tensor.to and the loader's copies ahead).
+ * It is an ordinary CPU tensor otherwise. LN_ERR_DEVICE without CUDA. */
+ln_status ln_tensor_empty_pinned(ln_ctx *ctx, ln_dtype dt, int device, int ndim,
+                                 const int64_t *shape, ln_tensor **out);
+/* A contiguous pinned copy of CPU tensor t, or t itself (retained) when it already
+ * is one. */
+ln_status ln_tensor_pin(ln_ctx *ctx, ln_tensor *t, int device, ln_tensor **out);
+bool ln_tensor_is_pinned(const ln_tensor *t);
 /* Same dtype/device/shape as t, contiguous. */
 ln_status ln_tensor_empty_like(ln_ctx *ctx, const ln_tensor *t, ln_tensor **out);
 ln_status ln_tensor_zeros_like(ln_ctx *ctx, const ln_tensor *t, ln_tensor **out);

@@ -8,7 +8,8 @@
  * message giving the request and what is in use and cached. Blocks are not split.
  *
  * Why reuse is safe without events: all of a context's device work (kernels, copies,
- * memsets, cuBLAS, cuDNN) is issued to its one stream. A block freed on the host
+ * memsets, cuBLAS, cuDNN) is issued to its one stream. (The one exception, the copies
+ * ahead on the copy stream, is ordered by events both ways: see pinned.c.) A block freed on the host
  * while queued work still reads or writes it can be handed out at once, because
  * whatever its new owner does is enqueued on the same stream after that work, and a
  * stream runs in order. Memory goes back to the driver (cudaFree) only after
@@ -115,7 +116,9 @@ ln_status ln_cuda_empty_cache(ln_ctx *ctx) {
     if (!ctx->cuda) return LN_OK;
     struct ln_cuda_state *s;
     LN_TRY(ln_cuda_enter(ctx, &s));
-    return ln_cuda_check(ctx, release_cached(s), "returning cached blocks to the driver");
+    LN_TRY(ln_cuda_check(ctx, release_cached(s), "returning cached blocks to the driver"));
+    ln_cuda_pinned_release(s, false);
+    return LN_OK;
 }
 
 /* ---- allocation ---- */
@@ -217,6 +220,11 @@ void ln_cuda_free(ln_ctx *ctx, int device, void *ptr) {
 }
 
 void ln_cuda_memory_stats(const ln_ctx *ctx, ln_cuda_mem_stats *out) {
-    if (ctx->cuda) *out = ctx->cuda->alloc.stats;
-    else memset(out, 0, sizeof *out);
+    if (!ctx->cuda) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = ctx->cuda->alloc.stats;
+    out->pinned_in_use = ctx->cuda->pinned.in_use;
+    out->pinned_cached = ctx->cuda->pinned.cached;
 }

@@ -2,7 +2,8 @@
  * files (kernels) through the dispatcher only. When lunet is built without CUDA,
  * cuda_stub.c implements these as errors (LN_ERR_DEVICE) and empty statistics. All
  * pointers are device pointers unless named host. Streams: every call runs on the
- * context's one stream; copies to the host synchronise it. A context drives one CUDA
+ * context's stream, except the copies ahead from pinned memory, which run on its copy
+ * stream (pinned.c); copies to the host synchronise the stream. A context drives one CUDA
  * device (the first one it is asked for): one process per GPU. */
 #ifndef LUNET_CUDA_API_H
 #define LUNET_CUDA_API_H
@@ -27,6 +28,22 @@ void ln_cuda_free(ln_ctx *ctx, int device, void *ptr);
 /* A scratch buffer of at least nbytes owned by the context (cuDNN/cuBLAS workspace),
  * valid until the next call that asks for a larger one. */
 ln_status ln_cuda_workspace(ln_ctx *ctx, size_t nbytes, void **ptr);
+
+/* Pinned (page-locked) host memory, cached (pinned.c); initialises the CUDA state of
+ * `device` when needed. *size is the block's rounded size. Freeing is safe while
+ * copies from the block are queued: it is reused only after they have run. */
+ln_status ln_cuda_host_alloc(ln_ctx *ctx, int device, size_t nbytes, void **ptr, size_t *size);
+void ln_cuda_host_free(ln_ctx *ctx, void *ptr);
+/* A copy from pinned memory on the context's stream, without waiting for it. */
+ln_status ln_cuda_memcpy_h2d_pinned(ln_ctx *ctx, void *dst, const void *host_src, size_t nbytes);
+/* A copy from pinned memory on the copy stream, overlapping the compute work queued
+ * after it; dst must not be used (read, written or freed) before
+ * ln_cuda_ticket_wait(ticket) has made the compute stream wait for the copy. The
+ * ticket is freed by ln_cuda_ticket_wait, which must be called exactly once. */
+typedef struct ln_cuda_ticket ln_cuda_ticket;
+ln_status ln_cuda_memcpy_h2d_ahead(ln_ctx *ctx, void *dst, const void *host_src, size_t nbytes,
+                                   ln_cuda_ticket **ticket);
+ln_status ln_cuda_ticket_wait(ln_ctx *ctx, ln_cuda_ticket *ticket);
 
 ln_status ln_cuda_memcpy_h2d(ln_ctx *ctx, void *dst, const void *host_src, size_t nbytes);
 ln_status ln_cuda_memcpy_d2h(ln_ctx *ctx, void *host_dst, const void *src, size_t nbytes);

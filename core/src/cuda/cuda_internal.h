@@ -37,6 +37,27 @@ typedef struct ln_cuda_allocator {
     ln_cuda_mem_stats stats;
 } ln_cuda_allocator;
 
+/* One pinned host block (pinned.c): `freed` are recorded on the compute and the copy
+ * stream when the block is freed; it is reused once both have completed. */
+typedef struct ln_pinned_block {
+    void *ptr;
+    size_t size;
+    bool in_use;
+    cudaEvent_t freed[2];
+} ln_pinned_block;
+
+/* The pinned host blocks of a context, in use or cached (unsorted: a loader holds a
+ * handful). in_use and cached are byte totals. */
+typedef struct ln_cuda_pinned {
+    ln_pinned_block *v;
+    size_t n, cap;
+    size_t in_use, cached;
+} ln_cuda_pinned;
+
+/* Returns idle cached pinned blocks to the driver, or with `all` every block (teardown,
+ * after both streams are idle). */
+void ln_cuda_pinned_release(struct ln_cuda_state *s, bool all);
+
 /* cuDNN descriptors and chosen algorithms per conv2d shape (conv_cudnn.c). */
 struct ln_conv_cache;
 void ln_conv_cache_destroy(struct ln_conv_cache *cache);
@@ -45,13 +66,15 @@ void ln_conv_cache_destroy(struct ln_conv_cache *cache);
 struct ln_cuda_state {
     int device;
     int sm_count;          /* multiprocessors of the device (sizes the reduction grids) */
-    cudaStream_t stream;   /* non-blocking stream: all of the context's work */
+    cudaStream_t stream;   /* non-blocking stream: all of the context's work but... */
+    cudaStream_t copy_stream; /* ...the copies ahead from pinned memory (pinned.c) */
     cublasHandle_t cublas; /* bound to stream */
     cudnnHandle_t cudnn;   /* bound to stream */
     void *workspace;       /* a block of the allocator; grows, never shrinks */
     size_t workspace_size;
     ln_cuda_allocator alloc;
     struct ln_conv_cache *conv_cache; /* NULL until the first conv2d */
+    ln_cuda_pinned pinned;
 };
 
 /* The context's state with its device made current. LN_ERR_STATE when no CUDA

@@ -80,6 +80,8 @@ ln_status ln_cuda_init(ln_ctx *ctx, int device) {
                                "querying the multiprocessor count"), fail);
     LN_CHECK(st, ln_cuda_check(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
                                "creating the stream"), fail);
+    LN_CHECK(st, ln_cuda_check(ctx, cudaStreamCreateWithFlags(&s->copy_stream, cudaStreamNonBlocking),
+                               "creating the copy stream"), fail);
     LN_CHECK(st, ln_cublas_check(ctx, cublasCreate(&s->cublas), "creating the handle"), fail);
     LN_CHECK(st, ln_cublas_check(ctx, cublasSetStream(s->cublas, s->stream), "binding the stream"), fail);
     /* full f32 GEMMs (no TF32), so results match the CPU within float rounding */
@@ -100,11 +102,14 @@ void ln_cuda_destroy(struct ln_cuda_state *s) {
     if (!s) return;
     (void)cudaSetDevice(s->device);
     if (s->stream) (void)cudaStreamSynchronize(s->stream);
+    if (s->copy_stream) (void)cudaStreamSynchronize(s->copy_stream);
     ln_cuda_allocator_release_all(&s->alloc); /* the workspace is one of its blocks */
+    ln_cuda_pinned_release(s, true);
     ln_conv_cache_destroy(s->conv_cache);
     if (s->cudnn) (void)cudnnDestroy(s->cudnn);
     if (s->cublas) (void)cublasDestroy(s->cublas);
     if (s->stream) (void)cudaStreamDestroy(s->stream);
+    if (s->copy_stream) (void)cudaStreamDestroy(s->copy_stream);
     (void)cudaGetLastError();
     free(s);
 }

@@ -16,6 +16,12 @@
  * epoch, index). Which files are bad depends on the files only, so every batch is the
  * same whatever the number of workers and their timing.
  *
+ * On a CUDA device (opts.device): the slots are pinned host memory, and next() hands
+ * out device tensors. When batch k is handed out, the copy of batch k+1 is queued on
+ * the CUDA copy stream, so it overlaps the work the caller queues for batch k; the
+ * compute stream is made to wait for a batch's copy when that batch is handed out
+ * (cuda/pinned.c). The counters then run one batch ahead of the caller.
+ *
  * Locking: one mutex guards the ring, the counters and the epoch state; work_cv wakes
  * workers (new work, stop), done_cv wakes the caller (a slot complete, workers idle).
  * The bad-sample marks are atomic bytes read without the lock. */
@@ -25,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 #include "dataset.h"
+#include "../cuda/cuda_api.h"
 
 #define MAX_ATTEMPTS 64 /* bad samples in a row before the run stops */
 
@@ -34,12 +41,21 @@ typedef struct slot {
     int64_t remaining;                    /* samples not finished yet */
 } slot;
 
+/* The next batch on the device, its copies queued (opts.device CUDA only). */
+typedef struct ahead {
+    ln_tensor *images, *labels, *indices; /* owned; device, device, host */
+    ln_cuda_ticket *t_images, *t_labels;
+    bool valid;                           /* holds a batch */
+    bool end;                             /* the epoch has no more batches */
+} ahead;
+
 typedef struct worker {
     struct ln_loader *ld;
     ln_data_scratch scratch;
 } worker;
 
 struct ln_loader {
+    ln_ctx *ctx;             /* retained: the context of the device copies */
     ln_dataset *ds;          /* retained */
     ln_loader_opts o;
     int nworkers;
@@ -72,6 +88,8 @@ struct ln_loader {
     double seconds, wait_seconds;
     int64_t batches_out, images_out, skipped, converted;
     bool finished;
+
+    ahead next;              /* device mode: the batch after the one handed out */
 };
 
 static double now_s(void) {
@@ -201,8 +219,14 @@ static ln_status slot_alloc(ln_ctx *ctx, const struct ln_loader *ld, int64_t b, 
     shape[0] = rows;
     for (int i = 0; i < ld->ds->ndim; i++) shape[i + 1] = ld->ds->shape[i];
     ln_tensor *im = NULL, *lb = NULL, *ix = NULL;
-    ln_status st = ln_tensor_empty(ctx, LN_F32, ln_cpu(), ld->ds->ndim + 1, shape, &im);
-    if (st == LN_OK) st = ln_tensor_empty(ctx, LN_I64, ln_cpu(), 1, &rows, &lb);
+    ln_status st;
+    if (ld->o.device.type == LN_CUDA) { /* pinned, for copies that do not block */
+        st = ln_tensor_empty_pinned(ctx, LN_F32, ld->o.device.index, ld->ds->ndim + 1, shape, &im);
+        if (st == LN_OK) st = ln_tensor_empty_pinned(ctx, LN_I64, ld->o.device.index, 1, &rows, &lb);
+    } else {
+        st = ln_tensor_empty(ctx, LN_F32, ln_cpu(), ld->ds->ndim + 1, shape, &im);
+        if (st == LN_OK) st = ln_tensor_empty(ctx, LN_I64, ln_cpu(), 1, &rows, &lb);
+    }
     if (st == LN_OK) st = ln_tensor_empty(ctx, LN_I64, ln_cpu(), 1, &rows, &ix);
     if (st != LN_OK) {
         ln_tensor_release(im);
@@ -217,9 +241,22 @@ static ln_status slot_alloc(ln_ctx *ctx, const struct ln_loader *ld, int64_t b, 
     return LN_OK;
 }
 
+/* Drops the batch staged on the device: the compute stream first waits for its copies
+ * (the blocks go back to the allocator, whose next user runs on that stream). */
+static void ahead_drop(struct ln_loader *ld) {
+    ahead *a = &ld->next;
+    (void)ln_cuda_ticket_wait(ld->ctx, a->t_images);
+    (void)ln_cuda_ticket_wait(ld->ctx, a->t_labels);
+    ln_tensor_release(a->images);
+    ln_tensor_release(a->labels);
+    ln_tensor_release(a->indices);
+    memset(a, 0, sizeof *a);
+}
+
 /* Abandons the epoch in progress: no new claims, wait for the busy workers, drop the
  * slots. */
 static void cancel_epoch(struct ln_loader *ld) {
+    ahead_drop(ld);
     pthread_mutex_lock(&ld->mu);
     ld->active = false;
     while (ld->busy > 0) pthread_cond_wait(&ld->done_cv, &ld->mu);
@@ -235,6 +272,7 @@ void ln_loader_opts_default(ln_loader_opts *o) {
     o->workers = 2;
     o->prefetch = 0;
     o->seed = 0;
+    o->device = ln_cpu();
 }
 
 void ln_loader_destroy(ln_loader *ld) {
@@ -245,6 +283,7 @@ void ln_loader_destroy(ln_loader *ld) {
     pthread_cond_broadcast(&ld->work_cv);
     pthread_mutex_unlock(&ld->mu);
     for (int i = 0; i < ld->started; i++) pthread_join(ld->threads[i], NULL);
+    if (ld->ctx) ahead_drop(ld);
     if (ld->slots)
         for (int i = 0; i < ld->nslots; i++) slot_clear(&ld->slots[i]);
     int nscratch = ld->nworkers > 0 ? ld->nworkers : 1;
@@ -260,6 +299,7 @@ void ln_loader_destroy(ln_loader *ld) {
     pthread_cond_destroy(&ld->done_cv);
     pthread_mutex_destroy(&ld->mu);
     ln_dataset_release(ld->ds);
+    if (ld->ctx) ln_ctx_release(ld->ctx);
     free(ld);
 }
 
@@ -275,8 +315,18 @@ ln_status ln_loader_create(ln_ctx *ctx, ln_dataset *ds, const ln_loader_opts *o,
     if (o->prefetch < 0 || o->prefetch > 64)
         return ln_fail(ctx, LN_ERR_ARG, "loader: prefetch must be in 0..64 (0: automatic), got %d",
                        o->prefetch);
+    if (o->device.type == LN_CUDA) {
+        ln_status st = ln_cuda_init(ctx, o->device.index);
+        if (st != LN_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", ln_ctx_error(ctx));
+            return ln_fail(ctx, st, "loader: device cuda:%d: %s", o->device.index, why);
+        }
+    }
     struct ln_loader *ld = calloc(1, sizeof *ld);
     if (!ld) return ln_fail(ctx, LN_ERR_NOMEM, "loader: out of memory");
+    ld->ctx = ctx;
+    ln_ctx_retain(ctx);
     ld->o = *o;
     ld->ds = ds;
     ln_dataset_retain(ds);
@@ -375,8 +425,9 @@ static void fill_inline(struct ln_loader *ld, int64_t b) {
     ld->next_pos = first + s->rows;
 }
 
-ln_status ln_loader_next(ln_ctx *ctx, ln_loader *ld, ln_tensor **images, ln_tensor **labels,
-                         ln_tensor **indices) {
+/* The next batch in host memory (what next() returns on the CPU). */
+static ln_status next_host(ln_ctx *ctx, ln_loader *ld, ln_tensor **images, ln_tensor **labels,
+                           ln_tensor **indices) {
     *images = *labels = NULL;
     if (indices) *indices = NULL;
     if (ld->epoch < 0 || (!ld->active && !ld->finished))
@@ -439,4 +490,67 @@ void ln_loader_get_stats(ln_loader *ld, ln_loader_stats *st) {
 
 bool ln_loader_pop_message(ln_loader *ld, char *buf, size_t n) {
     return ln_msglog_pop(&ld->log, buf, n);
+}
+
+/* A device copy of host tensor h, queued on the copy stream. */
+static ln_status copy_ahead(ln_ctx *ctx, const ln_tensor *h, ln_device dev, ln_tensor **d,
+                            ln_cuda_ticket **t) {
+    LN_TRY(ln_tensor_empty(ctx, h->dtype, dev, h->ndim, h->shape, d));
+    ln_status st = ln_cuda_memcpy_h2d_ahead(ctx, ln_tensor_data(*d), ln_tensor_data(h),
+                                            (size_t)ln_tensor_numel(h) * ln_dtype_size(h->dtype), t);
+    if (st != LN_OK) {
+        ln_tensor_release(*d);
+        *d = NULL;
+    }
+    return st;
+}
+
+/* Stages the next host batch on the device (ld->next is empty on entry). The pinned
+ * host tensors are released at once: their blocks are reused only after the copies. */
+static ln_status stage_next(ln_ctx *ctx, ln_loader *ld) {
+    ahead *a = &ld->next;
+    ln_tensor *hi, *hl, *hx;
+    LN_TRY(next_host(ctx, ld, &hi, &hl, &hx));
+    if (!hi) {
+        a->end = true;
+        return LN_OK;
+    }
+    a->indices = hx;
+    ln_status st = copy_ahead(ctx, hi, ld->o.device, &a->images, &a->t_images);
+    if (st == LN_OK) st = copy_ahead(ctx, hl, ld->o.device, &a->labels, &a->t_labels);
+    ln_tensor_release(hi);
+    ln_tensor_release(hl);
+    if (st != LN_OK) {
+        ahead_drop(ld);
+        return st;
+    }
+    a->valid = true;
+    return LN_OK;
+}
+
+ln_status ln_loader_next(ln_ctx *ctx, ln_loader *ld, ln_tensor **images, ln_tensor **labels,
+                         ln_tensor **indices) {
+    if (ld->o.device.type == LN_CPU) return next_host(ctx, ld, images, labels, indices);
+    *images = *labels = NULL;
+    if (indices) *indices = NULL;
+    ahead *a = &ld->next;
+    if (!a->valid && !a->end) LN_TRY(stage_next(ctx, ld)); /* the epoch's first batch */
+    if (a->end) return LN_OK;
+    ln_status st = ln_cuda_ticket_wait(ctx, a->t_images);
+    ln_status st2 = ln_cuda_ticket_wait(ctx, a->t_labels);
+    if (st == LN_OK) st = st2;
+    ln_tensor *im = a->images, *lb = a->labels, *ix = a->indices;
+    memset(a, 0, sizeof *a);
+    if (st == LN_OK) st = stage_next(ctx, ld); /* batch k+1 copies while k computes */
+    if (st != LN_OK) {
+        ln_tensor_release(im);
+        ln_tensor_release(lb);
+        ln_tensor_release(ix);
+        return st;
+    }
+    *images = im;
+    *labels = lb;
+    if (indices) *indices = ix;
+    else ln_tensor_release(ix);
+    return LN_OK;
 }

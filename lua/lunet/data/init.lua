@@ -206,16 +206,18 @@ data.Loader = Loader
 
 --- opts: dataset (required), batch_size = 32, shuffle = true, workers = 2 (0: load in
 -- the calling thread), drop_last = false, seed = 0, prefetch (batches prepared ahead;
--- default 2 + workers / 4), log = function(msg) for skipped files (default: stderr).
+-- default 2 + workers / 4), log = function(msg) for skipped files (default: stderr),
+-- device = "cpu" (or "cuda:N": batches are loaded into pinned memory and arrive on
+-- the GPU, each copied while the previous one is computed on).
 function data.loader(opts)
   check_keys("loader", opts, { "dataset", "batch_size", "shuffle", "workers", "drop_last", "seed",
-                               "prefetch", "log" })
+                               "prefetch", "device", "log" })
   local ds = opts.dataset
   if getmetatable(ds) ~= Dataset then
     error("lunet.data.loader: option 'dataset' must be a lunet.data dataset, got " .. type(ds), 2)
   end
   local handle = core.data_loader(ds.handle, pick(opts, { "batch_size", "shuffle", "workers",
-                                                          "drop_last", "seed", "prefetch" }))
+                                                          "drop_last", "seed", "prefetch", "device" }))
   return setmetatable({ handle = handle, dataset = ds, log = opts.log or default_log,
                         batch_size = opts.batch_size or 32, last_epoch = 0 }, Loader)
 end
