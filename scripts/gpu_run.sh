@@ -2,8 +2,11 @@
 # Runs the checks of a bundle made by scripts/gpu_bundle.sh. Meant for the GPU
 # machine, from the repository root (works anywhere: without a device the CUDA test
 # reports itself skipped). Prints the devices, runs every C test binary of the bundle
-# (passed / failed / skipped each, then an "N passed, N failed" line), then, when the
-# bundle has the lunet executable, the Lua GPU smoke scripts in tests/gpu/*.lua.
+# (passed / failed / skipped each), then, when the bundle has the lunet executable,
+# the Lua GPU scripts in tests/gpu/*.lua, a short training run with its evaluation
+# (scripts/gpu_train_check.sh, when the bundle has data/fashion-mnist) and the
+# benchmark against PyTorch (bench/gpu_train.sh), and ends with "N passed, N failed,
+# N skipped". Prepared by scripts/gpu-check.
 # A copy of the whole log goes to $OUT/gpu.log when OUT is set. Exit status: 0 when
 # nothing failed.
 #   LUNET_GPU_BUNDLE   the bundle directory (default .gpu)
@@ -28,6 +31,14 @@ run_one() { # name command...: runs it, prints its output and verdict, sets $ver
     *) verdict=failed ;;
   esac
   printf '== %s: %s (exit %d, %d ms)\n' "$name" "${verdict^^}" "$rc" $(((t1 - t0) / 1000000))
+}
+
+count_verdict() { # name: adds $verdict to the counters
+  case $verdict in
+    passed) passed=$((passed + 1)) ;;
+    skipped) skipped=$((skipped + 1)) ;;
+    *) failed=$((failed + 1)); failed_names="$failed_names $1" ;;
+  esac
 }
 
 main() {
@@ -60,11 +71,7 @@ main() {
   for t in "$bundle"/tests/c/*; do
     if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
     run_one "$(basename "$t")" "$t"
-    case $verdict in
-      passed) passed=$((passed + 1)) ;;
-      skipped) skipped=$((skipped + 1)) ;;
-      *) failed=$((failed + 1)); failed_names="$failed_names $(basename "$t")" ;;
-    esac
+    count_verdict "$(basename "$t")"
   done
 
   if [ -x "$bundle/lunet" ]; then
@@ -75,12 +82,19 @@ main() {
     for s in ${dir:+"$dir"/*.lua}; do
       [ -f "$s" ] || continue
       run_one "lua $(basename "$s")" "$bundle/lunet" "$s"
-      case $verdict in
-        passed) passed=$((passed + 1)) ;;
-        skipped) skipped=$((skipped + 1)) ;;
-        *) failed=$((failed + 1)); failed_names="$failed_names $(basename "$s")" ;;
-      esac
+      count_verdict "$(basename "$s")"
     done
+  fi
+
+  # a short training run and its evaluation on the GPU (needs the packed data)
+  if [ -x "$bundle/lunet" ] && [ -d "$bundle/data/fashion-mnist" ]; then
+    run_one "train + eval (Fashion-MNIST subset)" bash scripts/gpu_train_check.sh "$bundle/lunet" "$bundle/data/fashion-mnist"
+    count_verdict "train"
+  fi
+  # the benchmark against PyTorch (LUNET_GPU_BENCH=0 leaves it out)
+  if [ -x "$bundle/lunet" ] && [ "${LUNET_GPU_BENCH:-1}" = 1 ]; then
+    run_one "benchmark lunet vs PyTorch" bash bench/gpu_train.sh "$bundle/lunet"
+    count_verdict "benchmark"
   fi
 
   [ -n "$failed_names" ] && echo "failed:$failed_names"

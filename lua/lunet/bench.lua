@@ -37,6 +37,7 @@ M.KEYS = {
   { "classes", "integer", "number of classes (default: the model's dataset's)" },
   { "lambdaR", "number", "weight of the orthogonality regulariser (10; 0 for models without shared bases)" },
   { "threads", "integer", "CPU threads of the kernels (0: all cores)" },
+  { "cudnn_benchmark", "boolean", "CUDA: time cuDNN's algorithms per shape first (true, as the PyTorch reference)" },
   { "json", "boolean", "print one JSON line instead of the text" },
 }
 
@@ -88,6 +89,7 @@ function M.resolve(opts)
   o.device = o.device or "cpu"
   o.steps = o.steps or 20
   o.warmup = o.warmup or 5
+  if o.cudnn_benchmark == nil then o.cudnn_benchmark = true end
   o.image_size = o.image_size or info.input_shape[2]
   o.classes = o.classes or info.classes
   o.lambdaR = o.lambdaR or (info.shared and 10 or 0)
@@ -152,6 +154,7 @@ local function measure(o)
   local lambdaR = #(model.orthogonality_groups or {}) > 0 and o.lambdaR or 0
 
   local cuda = o.device ~= "cpu"
+  if cuda then lunet.cuda.cudnn_benchmark(o.cudnn_benchmark) end
   local function step()
     opt:zero_grad()
     local loss = F.cross_entropy(model(images), labels)

@@ -1,7 +1,8 @@
 -- GPU smoke test through the Lua API, run by scripts/gpu_run.sh on the GPU machine
 -- (`lunet tests/gpu/cuda_smoke.lua`): tensors moved to cuda, relu, relu6 and sigmoid
 -- forward and backward against the CPU, gradient accumulation on the device, conv2d
--- on the device, and clear errors for mixed devices and bad labels. Exits 77
+-- on the device, clear errors for mixed devices and bad labels, pinned memory and a
+-- loader with device = "cuda:0". Exits 77
 -- (skipped) when no CUDA device is usable.
 local lunet = require "lunet"
 local F = lunet.nn.functional
@@ -60,6 +61,32 @@ check(okc and yc:device() == "cuda:0", "conv2d runs on cuda: " .. tostring(okc a
 check(okc and max_abs_diff(yc, F.conv2d(cx, cw, nil, { padding = 1 })) <= 1e-4, "conv2d on cuda matches the CPU")
 local okl, msgl = pcall(F.cross_entropy, lunet.randn{2, 3}:cuda(), lunet.tensor({1, 4}, { dtype = "i64" }):cuda())
 check(not okl and tostring(msgl):find("label"), "a bad label on cuda is an error: " .. tostring(msgl))
+
+-- pinned memory and a loader that hands out device batches
+local h = lunet.randn{64, 5}
+local p = h:pin_memory()
+check(p:is_pinned() and not h:is_pinned() and p:device() == "cpu", "pin_memory gives a pinned CPU tensor")
+local d = p:to("cuda:0")
+p = nil
+collectgarbage("collect")
+check(max_abs_diff(d, h) == 0, "a pinned tensor copies to the device unchanged")
+check(lunet.cuda.memory_stats().pinned_cached > 0, "memory_stats reports the pinned cache")
+local ds = lunet.data.synthetic { shape = { 3, 8, 8 }, classes = 4, size = 20, seed = 2 }
+local lc = lunet.data.loader { dataset = ds, batch_size = 6, workers = 2, seed = 1 }
+local lg = lunet.data.loader { dataset = ds, batch_size = 6, workers = 2, seed = 1, device = "cuda:0" }
+local nextc, nextg = lc:epoch(1), lg:epoch(1)
+local same, n = true, 0
+while true do
+  local xc, yc = nextc()
+  local xg, yg = nextg()
+  if xc == nil or xg == nil then same = same and xc == xg; break end
+  n = n + 1
+  same = same and xg:device() == "cuda:0" and yg:device() == "cuda:0"
+         and max_abs_diff(xg, xc) == 0 and max_abs_diff(yg:to("f32"), yc:to("f32")) == 0
+end
+check(same and n == 4, "a cuda loader gives the CPU loader's batches on the device")
+lc:close()
+lg:close()
 
 print(string.format("%d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)

@@ -54,7 +54,14 @@ local function step(model, x, labels)
   return loss:item()
 end
 
+-- with LUNET_GPU_BISECT=1, or when a model's gradients disagree: where the devices
+-- part ways, module by module (tests/gpu/lib/grad_bisect.lua)
+local here = (arg and arg[0] or "tests/gpu/train_step.lua"):match("^(.*)/[^/]*$") or "."
+local bisect = dofile(here .. "/lib/grad_bisect.lua")
+local always_bisect = os.getenv("LUNET_GPU_BISECT") == "1"
+
 local function run(name, opts, shape)
+  local failed_before = failed
   lunet.manual_seed(7)
   local model = lunet.models.build(name, opts)
   local classes = model.config.classes
@@ -95,6 +102,13 @@ local function run(name, opts, shape)
     end
   end
   print(("%s: worst gradient difference %.3g of the tolerance (%s)"):format(name, worst, worst_name))
+  if always_bisect or failed > failed_before then
+    local function build()
+      lunet.manual_seed(7)
+      return lunet.models.build(name, opts)
+    end
+    bisect.run(build, x, labels, step, device, { second_backend = rehearse and "ref" or nil })
+  end
 
   local s = lunet.cuda.memory_stats()
   check(rehearse or (s.allocated > 0 and s.peak_allocated >= s.allocated and s.n_cuda_malloc > 0),

@@ -88,6 +88,22 @@ describe("lunet.data.image_folder", function()
 end)
 
 describe("lunet.data.loader", function()
+  it("rejects an unknown device, and a CUDA one where there is none, by name", function()
+    local ds = lunet.data.synthetic { shape = { 1, 4, 4 }, classes = 2, size = 4 }
+    local ok, err = pcall(lunet.data.loader, { dataset = ds, device = "tpu" })
+    assert.is_false(ok)
+    assert.matches("unknown device 'tpu'", tostring(err), 1, true)
+    if not lunet.cuda.available() then
+      ok, err = pcall(lunet.data.loader, { dataset = ds, device = "cuda:0" })
+      assert.is_false(ok)
+      assert.matches("loader: device cuda:0", tostring(err), 1, true)
+      ok, err = pcall(function() return lunet.zeros { 2 }:pin_memory() end)
+      assert.is_false(ok)
+      assert.matches("pin_memory", tostring(err), 1, true)
+    end
+    assert.is_false(lunet.zeros { 2 }:is_pinned())
+  end)
+
   it("yields full batches with 1-based labels and indices; skips, names and counts bad files", function()
     local ds = folder()
     local log = {}
