@@ -142,16 +142,28 @@ static ln_status new_tensor_bytes(ln_ctx *ctx, ln_dtype dt, int ndim, const int6
     return LN_OK;
 }
 
-ln_status ln_tensor_empty_pinned(ln_ctx *ctx, ln_dtype dt, int device, int ndim,
-                                 const int64_t *shape, ln_tensor **out) {
+/* A new contiguous tensor on dev, or with pinned_device >= 0 a CPU tensor in memory
+ * pinned for that CUDA device. */
+static ln_status tensor_new(ln_ctx *ctx, ln_dtype dt, ln_device dev, int pinned_device, int ndim,
+                            const int64_t *shape, ln_tensor **out) {
     *out = NULL;
     size_t nbytes = 0;
     LN_TRY(new_tensor_bytes(ctx, dt, ndim, shape, &nbytes));
     ln_storage *s = NULL;
-    LN_TRY(storage_new_pinned(ctx, device, nbytes, &s));
+    LN_TRY(pinned_device >= 0 ? storage_new_pinned(ctx, pinned_device, nbytes, &s)
+                              : storage_new(ctx, dev, nbytes, &s));
     ln_status st = tensor_wrap(ctx, s, dt, ndim, shape, NULL, 0, out);
     storage_release(s);
     return st;
+}
+
+ln_status ln_tensor_empty_pinned(ln_ctx *ctx, ln_dtype dt, int device, int ndim,
+                                 const int64_t *shape, ln_tensor **out) {
+    if (device < 0) {
+        *out = NULL;
+        return ln_fail(ctx, LN_ERR_DEVICE, "pin_memory: CUDA device %d does not exist", device);
+    }
+    return tensor_new(ctx, dt, ln_cpu(), device, ndim, shape, out);
 }
 
 bool ln_tensor_is_pinned(const ln_tensor *t) { return t->storage->pinned; }
@@ -172,14 +184,7 @@ ln_status ln_tensor_pin(ln_ctx *ctx, ln_tensor *t, int device, ln_tensor **out) 
 
 ln_status ln_tensor_empty(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
                           const int64_t *shape, ln_tensor **out) {
-    *out = NULL;
-    size_t nbytes = 0;
-    LN_TRY(new_tensor_bytes(ctx, dt, ndim, shape, &nbytes));
-    ln_storage *s = NULL;
-    LN_TRY(storage_new(ctx, dev, nbytes, &s));
-    ln_status st = tensor_wrap(ctx, s, dt, ndim, shape, NULL, 0, out);
-    storage_release(s);
-    return st;
+    return tensor_new(ctx, dt, dev, -1, ndim, shape, out);
 }
 
 ln_status ln_tensor_zeros(ln_ctx *ctx, ln_dtype dt, ln_device dev, int ndim,
