@@ -11,6 +11,8 @@
 # nothing failed.
 #   LUNET_GPU_BUNDLE   the bundle directory (default .gpu)
 #   LUNET_GPU_TIMEOUT  seconds allowed per test (default 300)
+#   LUNET_GPU_BENCH    0: leave out the training run and the benchmark
+#   LUNET_GPU_REHEARSE 1: without a device, run those two on the CPU, shrunk
 set -uo pipefail
 
 bundle=${LUNET_GPU_BUNDLE:-.gpu}
@@ -42,7 +44,7 @@ count_verdict() { # name: adds $verdict to the counters
 }
 
 main() {
-  if [ ! -d "$bundle/tests/c" ]; then
+  if [ ! -f "$bundle/tests/c.tar.xz" ]; then
     echo "gpu_run: no bundle at $bundle (run scripts/gpu_bundle.sh first)"
     return 2
   fi
@@ -67,8 +69,15 @@ main() {
   export LD_LIBRARY_PATH="$libdir$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export LUA_PATH="$bundle/lua/?.lua;$bundle/lua/?/init.lua;;"
 
+  # the C test binaries, unpacked next to the libraries (python3 if tar lacks xz)
+  mkdir -p "$libdir/tests"
+  if ! tar -C "$libdir/tests" -xJf "$bundle/tests/c.tar.xz" 2> /dev/null; then
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$bundle/tests/c.tar.xz" "$libdir/tests" || { echo "gpu_run: cannot unpack the tests"; return 2; }
+  fi
+
   local passed=0 failed=0 skipped=0 failed_names="" verdict
-  for t in "$bundle"/tests/c/*; do
+  for t in "$libdir"/tests/c/*; do
     if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
     run_one "$(basename "$t")" "$t"
     count_verdict "$(basename "$t")"
@@ -86,8 +95,22 @@ main() {
     done
   fi
 
+  # The training run and the benchmark need a device; LUNET_GPU_REHEARSE=1 runs them
+  # on the CPU, shrunk, to rehearse this script on any machine.
+  local gpu=1
+  if [ -x "$bundle/lunet" ] && ! "$bundle/lunet" -e 'os.exit(lunet.cuda.available() and 0 or 1)'; then
+    gpu=0
+    if [ "${LUNET_GPU_REHEARSE:-0}" = 1 ]; then
+      echo "gpu_run: no CUDA device: rehearsing the training run and the benchmark on the CPU, shrunk"
+      export DEVICE=cpu EPOCHS=1 BATCH=2 IMAGE_SIZE=64 STEPS=1 WARMUP=1 PYTHON=${PYTHON:-/usr/bin/python3}
+    else
+      echo "== train + eval, benchmark: SKIPPED (no CUDA device)"
+      skipped=$((skipped + 2))
+    fi
+  fi
+  [ "$gpu" = 1 ] || [ "${LUNET_GPU_REHEARSE:-0}" = 1 ] || LUNET_GPU_BENCH=0
   # a short training run and its evaluation on the GPU (needs the packed data)
-  if [ -x "$bundle/lunet" ] && [ -d "$bundle/data/fashion-mnist" ]; then
+  if [ -x "$bundle/lunet" ] && [ -d "$bundle/data/fashion-mnist" ] && [ "${LUNET_GPU_BENCH:-1}" = 1 ]; then
     run_one "train + eval (Fashion-MNIST subset)" bash scripts/gpu_train_check.sh "$bundle/lunet" "$bundle/data/fashion-mnist"
     count_verdict "train"
   fi
