@@ -98,7 +98,7 @@ describe("lunet bench", function()
   end)
 
   local bad = {
-    { "--model=ResNet20 --bogus=1", "unknown flag '--bogus=1'; valid flags: --batch_size, --classes, --device" },
+    { "--model=ResNet20 --bogus=1", "unknown flag '--bogus=1'; valid flags: --batch_size, --classes, --cudnn_benchmark, --device" },
     { "--model=NoSuchNet", "unknown model 'NoSuchNet' (--model)" },
     { "--model=ResNet20 --steps=0", "'--steps' must be at least 1, got 0" },
     { "--model=ResNet20 --steps=many", "flag '--steps' must be an integer, got 'many'" },
